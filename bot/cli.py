@@ -1,0 +1,245 @@
+"""The `pay2slay` command line: one subcommand per operator task."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alembic.util import CommandError as AlembicCommandError
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.config import ConfigError, load_settings, render_effective
+from core.db import Database
+from core.db.migrate import current_revision, head_revision, upgrade_to_head
+from core.db.migrate import downgrade as downgrade_migrations
+from core.errors import Pay2SlayError
+
+if TYPE_CHECKING:
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+Handler = Callable[[argparse.Namespace], int]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_CONFIG_ERROR = 2
+EXIT_DATABASE_ERROR = 1
+
+
+def add_config_commands(commands: Subcommands) -> None:
+    """Add `config check`."""
+    config = commands.add_parser("config", help="inspect the configuration")
+    config_commands = config.add_subparsers(metavar="COMMAND", required=True)
+
+    check = config_commands.add_parser(
+        "check",
+        help="validate the configuration and print it with secrets masked",
+        description=(
+            "Load the configuration as the bot would, print the effective values with "
+            "secrets masked, and exit 0; or print each problem on stderr and exit 2."
+        ),
+    )
+    check.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help="directory with payout.yaml, integrations.yaml and product.yaml "
+        "(default: $P2S_CONFIG_DIR, else ./configs)",
+    )
+    check.add_argument(
+        "--for-run",
+        action="store_true",
+        help="also require what `pay2slay run` needs: bot token, guild, API keys and URLs",
+    )
+    check.set_defaults(handler=check_config)
+
+
+def add_db_commands(commands: Subcommands) -> None:
+    """Add `db upgrade`, `db downgrade` and `db current`."""
+    db = commands.add_parser("db", help="apply and inspect database migrations")
+    db_commands = db.add_subparsers(metavar="COMMAND", required=True)
+
+    upgrade = db_commands.add_parser(
+        "upgrade",
+        help="apply every migration the database does not have yet",
+        description="Create or update the database schema to the newest migration.",
+    )
+    _add_database_arguments(upgrade)
+    upgrade.set_defaults(handler=upgrade_database)
+
+    downgrade = db_commands.add_parser(
+        "downgrade",
+        help="revert migrations down to a revision (drops tables and their data)",
+        description=(
+            "Revert migrations down to REVISION; `base` removes every table. Reverting can "
+            "drop tables and the rows in them, so --yes is required."
+        ),
+    )
+    downgrade.add_argument("revision", help="revision id to go down to, or `base`")
+    downgrade.add_argument(
+        "--yes", action="store_true", help="confirm that data in dropped tables may be lost"
+    )
+    _add_database_arguments(downgrade)
+    downgrade.set_defaults(handler=downgrade_database)
+
+    current = db_commands.add_parser(
+        "current",
+        help="print the database's migration revision and the newest one",
+        description="Print the revision the database is at, and whether it is the newest.",
+    )
+    _add_database_arguments(current)
+    current.set_defaults(handler=show_database_revision)
+
+
+def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help="directory with the YAML configuration that names the database "
+        "(default: $P2S_CONFIG_DIR, else ./configs)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="database URL to use instead of the configured one; a URL with a password "
+        "is visible to other local users here, so prefer P2S_INTEGRATIONS__DATABASE__URL",
+    )
+
+
+# Each function adds one group of subcommands; add new groups here.
+COMMAND_GROUPS: tuple[Callable[[Subcommands], None], ...] = (
+    add_config_commands,
+    add_db_commands,
+)
+
+
+def check_config(args: argparse.Namespace) -> int:
+    """Run `pay2slay config check`."""
+    try:
+        settings = load_settings(args.config_dir)
+        if args.for_run:
+            settings.check_for_run()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"configuration check failed: {count} problem(s)", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+
+    print(render_effective(settings), end="")
+    return EXIT_OK
+
+
+def upgrade_database(args: argparse.Namespace) -> int:
+    """Run `pay2slay db upgrade`."""
+    return _run_database_command(args, "upgrade", _upgrade_database)
+
+
+def downgrade_database(args: argparse.Namespace) -> int:
+    """Run `pay2slay db downgrade REVISION --yes`."""
+    if not args.yes:
+        print(
+            "db downgrade rejected: reverting migrations can drop tables and their data; "
+            "run it again with --yes to confirm.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+    async def downgrade_to(db: Database) -> str:
+        return await _downgrade_database(db, args.revision)
+
+    return _run_database_command(args, "downgrade", downgrade_to)
+
+
+def show_database_revision(args: argparse.Namespace) -> int:
+    """Run `pay2slay db current`."""
+    return _run_database_command(args, "current", _describe_revision)
+
+
+def _run_database_command(
+    args: argparse.Namespace, action: str, command: Callable[[Database], Awaitable[str]]
+) -> int:
+    url = args.database_url
+    if url is None:
+        try:
+            url = load_settings(args.config_dir).integrations.database.url
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            print(f"db {action} failed: the configuration has problems", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
+
+    async def run() -> str:
+        db = Database.from_url(url)
+        try:
+            return await command(db)
+        finally:
+            await db.dispose()
+
+    try:
+        message = asyncio.run(run())
+    except Pay2SlayError as exc:
+        print(f"db {action} failed: {exc.safe_message}", file=sys.stderr)
+        return EXIT_DATABASE_ERROR
+    except (SQLAlchemyError, AlembicCommandError, OSError) as exc:
+        # The first line names the driver error; later lines of a SQLAlchemy error hold the
+        # SQL statement and its parameters.
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"db {action} failed: {reason}", file=sys.stderr)
+        return EXIT_DATABASE_ERROR
+
+    print(message)
+    return EXIT_OK
+
+
+async def _upgrade_database(db: Database) -> str:
+    before = await current_revision(db)
+    await upgrade_to_head(db)
+    after = await current_revision(db)
+    if before == after:
+        return f"database already at revision {after} (head)"
+    return f"database upgraded from {before or 'base'} to {after} (head)"
+
+
+async def _downgrade_database(db: Database, revision: str) -> str:
+    before = await current_revision(db)
+    await downgrade_migrations(db, revision)
+    after = await current_revision(db)
+    return f"database downgraded from {before or 'base'} to {after or 'base'}"
+
+
+async def _describe_revision(db: Database) -> str:
+    revision = await current_revision(db)
+    head = head_revision()
+    if revision is None:
+        return f"database at base (no migrations applied); head is {head}"
+    if revision == head:
+        return f"database at revision {revision} (head)"
+    return f"database at revision {revision}; head is {head}, run `pay2slay db upgrade`"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every subcommand group."""
+    parser = argparse.ArgumentParser(
+        prog="pay2slay", description="Discord bot that pays Banano for Fortnite kills."
+    )
+    commands = parser.add_subparsers(metavar="COMMAND", required=True)
+    for add_group in COMMAND_GROUPS:
+        add_group(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command in `argv` (default: the process arguments) and return its exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        # argparse exits after --help (0) and after a usage error (2).
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler: Handler = args.handler
+    return handler(args)

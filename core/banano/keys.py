@@ -1,0 +1,108 @@
+"""Account keys: derivation from a seed, ed25519-blake2b signing and verification.
+
+Banano derives the private key of account `index` as Blake2b-256 of the 32-byte seed followed
+by the index as 4 bytes big-endian, and signs with Ed25519 using Blake2b-512 in place of
+SHA-512 (the `ed25519_blake2b` package).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+import ed25519_blake2b
+
+from core.banano.address import encode_address
+from core.banano.errors import InvalidKeyError
+
+PRIVATE_KEY_LENGTH = 32
+PUBLIC_KEY_LENGTH = 32
+SIGNATURE_LENGTH = 64
+MAX_ACCOUNT_INDEX = 2**32 - 1
+
+_SEED_HEX = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
+
+
+def private_key_from_seed(seed_hex: str, index: int) -> bytes:
+    """Derive the private key of account `index` (0 to 2**32 - 1) from a 64-hex-digit seed."""
+    if not isinstance(seed_hex, str) or _SEED_HEX.fullmatch(seed_hex) is None:
+        raise InvalidKeyError("The seed must be 64 hexadecimal digits.")
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise InvalidKeyError("The account index must be an int.")
+    if not 0 <= index <= MAX_ACCOUNT_INDEX:
+        raise InvalidKeyError(f"The account index must be between 0 and {MAX_ACCOUNT_INDEX}.")
+
+    message = bytes.fromhex(seed_hex) + index.to_bytes(4, "big")
+    return hashlib.blake2b(message, digest_size=PRIVATE_KEY_LENGTH).digest()
+
+
+def _signing_key(private_key: bytes) -> ed25519_blake2b.SigningKey:
+    if not isinstance(private_key, bytes) or len(private_key) != PRIVATE_KEY_LENGTH:
+        raise InvalidKeyError("A private key must be 32 bytes.")
+    return ed25519_blake2b.SigningKey(private_key)
+
+
+def public_key_from_private(private_key: bytes) -> bytes:
+    """Derive the 32-byte public key of a 32-byte private key."""
+    public_key: bytes = _signing_key(private_key).get_verifying_key().to_bytes()
+    return public_key
+
+
+def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Return whether `signature` is a valid signature of `message` by `public_key`.
+
+    Malformed input (wrong lengths, a key that is not a curve point) returns False.
+    """
+    if not isinstance(public_key, bytes) or len(public_key) != PUBLIC_KEY_LENGTH:
+        return False
+    if not isinstance(signature, bytes) or len(signature) != SIGNATURE_LENGTH:
+        return False
+    try:
+        ed25519_blake2b.VerifyingKey(public_key).verify(signature, message)
+    except ed25519_blake2b.BadSignatureError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """The keys and address of one account. Its repr and str never show the private key."""
+
+    private_key: bytes = field(repr=False)
+    public_key: bytes
+    address: str
+    _signing_key: ed25519_blake2b.SigningKey = field(
+        init=False, repr=False, compare=False, hash=False
+    )
+
+    def __post_init__(self) -> None:
+        signing_key = _signing_key(self.private_key)
+        if signing_key.get_verifying_key().to_bytes() != self.public_key:
+            raise InvalidKeyError("The public key does not belong to the private key.")
+        if encode_address(self.public_key) != self.address:
+            raise InvalidKeyError("The address does not belong to the public key.")
+        object.__setattr__(self, "_signing_key", signing_key)
+
+    @classmethod
+    def from_private_key(cls, private_key: bytes) -> KeyPair:
+        """Build the key pair of a 32-byte private key."""
+        public_key = public_key_from_private(private_key)
+        return cls(
+            private_key=private_key, public_key=public_key, address=encode_address(public_key)
+        )
+
+    @classmethod
+    def from_seed(cls, seed_hex: str, index: int) -> KeyPair:
+        """Build the key pair of account `index` of a 64-hex-digit seed."""
+        return cls.from_private_key(private_key_from_seed(seed_hex, index))
+
+    def __repr__(self) -> str:
+        return f"KeyPair(address={self.address!r})"
+
+    def sign(self, message: bytes) -> bytes:
+        """Return the 64-byte ed25519-blake2b signature of `message`."""
+        if not isinstance(message, bytes):
+            raise TypeError("Only bytes can be signed.")
+        signature: bytes = self._signing_key.sign(message)
+        return signature
