@@ -52,7 +52,7 @@ NODE_RPC_OUTCOMES = ("ok", "error", "timeout", "unavailable", "invalid_response"
 
 ACCRUAL_KINDS = ("open", "held")
 
-ABUSE_FLAG_KINDS = ("kill_rate", "shared_epic_account", "kill_count_drop")
+ABUSE_FLAG_KINDS = ("kill_rate", "epic_account_conflict", "wallet_in_use", "kill_count_drop")
 
 OAUTH_OUTCOMES = (
     "ok",

@@ -1,0 +1,308 @@
+"""Async client for the Banano node RPC (the Nano node RPC with `ban_` addresses).
+
+Every request is an HTTP POST of a JSON object with an `action` key. Amounts are decimal
+strings of raw on the wire and `int` here. A node reports errors with status 200 and a body
+`{"error": text}`, which `rpc_errors.error_from_text` turns into typed errors.
+
+Read actions are retried with backoff after transport errors because repeating them changes
+nothing. `process`, `send` and `work_generate` are sent once: the senders decide whether a
+repeat is safe (the same stored block, or the same `send` id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import structlog
+
+from core.banano.blocks import BlockSubtype, StateBlock
+from core.banano.rpc_errors import (
+    NodeTimeoutError,
+    NodeTransportError,
+    NodeUnavailableError,
+    UnknownNodeError,
+    error_from_text,
+)
+from core.banano.rpc_replies import (
+    AccountBalance,
+    AccountInfo,
+    BlockInfo,
+    HistoryEntry,
+    malformed_reply,
+    parse_account_balance,
+    parse_account_history,
+    parse_account_info,
+    parse_block_info,
+    parse_hash,
+    parse_receivable,
+    parse_work,
+)
+
+log = structlog.get_logger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry schedule of read actions after a transport error: attempts and backoff delays."""
+
+    attempts: int = 3
+    base_delay_seconds: float = 0.2
+    max_delay_seconds: float = 2.0
+
+    def delay_before(self, attempt: int) -> float:
+        """Return the wait before `attempt` (2, 3, ...): doubling from the base, capped."""
+        delay: float = self.base_delay_seconds * 2.0 ** (attempt - 2)
+        return min(delay, self.max_delay_seconds)
+
+
+class NodeClient:
+    """Banano node RPC over httpx. Pass an `httpx.AsyncClient` to share a connection pool."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout_seconds: float = 10.0,
+        work_timeout_seconds: float = 60.0,
+        read_retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._url = base_url
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient()
+        self._timeout = httpx.Timeout(timeout_seconds)
+        self._work_timeout = httpx.Timeout(work_timeout_seconds)
+        self._read_retry = read_retry if read_retry is not None else RetryPolicy()
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"NodeClient(url={self._url!r})"
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def account_info(self, account: str) -> AccountInfo:
+        """Read frontier, balance, representative and confirmed state in one reply.
+
+        Raises `AccountNotFoundError` for an account that has never received anything.
+        """
+        reply = await self._read(
+            "account_info",
+            {"account": account, "representative": "true", "include_confirmed": "true"},
+        )
+        return parse_account_info(reply)
+
+    async def account_balance(self, account: str) -> AccountBalance:
+        """Read the balance and the receivable total. An unopened account has balance 0.
+
+        Whether unconfirmed blocks count depends on the node; the sandbox node counts only
+        confirmed ones unless asked otherwise.
+        """
+        reply = await self._read("account_balance", {"account": account})
+        return parse_account_balance(reply)
+
+    async def receivable(self, account: str, count: int, threshold_raw: int = 1) -> dict[str, int]:
+        """Return confirmed sends to `account` not yet received, as {send hash: amount_raw}.
+
+        Only sends of at least `threshold_raw` are listed, at most `count` of them. Nodes from
+        before the `receivable` action was added return "Unknown command", and this client then
+        asks with the older name, `pending`.
+        """
+        payload = {
+            "account": account,
+            "count": str(count),
+            "threshold": str(threshold_raw),
+            "source": "true",
+            "include_only_confirmed": "true",
+        }
+        try:
+            reply = await self._read("receivable", payload)
+        except UnknownNodeError as error:
+            if error.node_text != "Unknown command":
+                raise
+            reply = await self._read("pending", payload)
+        return parse_receivable(reply)
+
+    async def block_info(self, block_hash: str) -> BlockInfo:
+        """Read a block by hash. Raises `BlockNotFoundError` when the node does not have it."""
+        reply = await self._read("block_info", {"hash": block_hash, "json_block": "true"})
+        return parse_block_info(reply, block_hash)
+
+    async def account_history(
+        self, account: str, count: int, head: str | None = None
+    ) -> list[HistoryEntry]:
+        """Return up to `count` blocks of the account, newest first, from `head` if given.
+
+        To read further back, call again with `head` set to the last entry's `previous`, until
+        that is `ZERO_HASH` (the open block's previous).
+        """
+        payload = {"account": account, "count": str(count), "raw": "true"}
+        if head is not None:
+            payload["head"] = head
+        reply = await self._read("account_history", payload)
+        return parse_account_history(reply)
+
+    async def process(
+        self, block: StateBlock, subtype: BlockSubtype | None = None, *, do_work: bool = False
+    ) -> str:
+        """Publish a signed block once and return its hash.
+
+        `subtype` defaults to the block's own. With `do_work` the node computes the proof of
+        work (public APIs offer this). Raises the typed error for the node's verdict, or a
+        `NodeTransportError` when the outcome is unknown. The caller decides whether to
+        submit the same block again.
+        """
+        payload: dict[str, Any] = {"json_block": "true", "block": block.to_rpc_json()}
+        subtype = subtype if subtype is not None else block.subtype
+        if subtype is not None:
+            payload["subtype"] = subtype
+        if do_work:
+            payload["do_work"] = True
+        expected_hash = block.hash()
+
+        reply = await self._post("process", payload, self._timeout)
+        block_hash = parse_hash(reply, "hash", "process")
+        if block_hash != expected_hash:
+            log.error("node_process_hash_mismatch", block_hash=expected_hash, node_hash=block_hash)
+            raise malformed_reply("process", "hash")
+        log.info("node_block_processed", block_hash=block_hash, subtype=subtype)
+        return block_hash
+
+    async def work_generate(self, root: str, difficulty_hex: str) -> str:
+        """Ask the node to compute proof of work for `root` at `difficulty_hex` (16 hex digits).
+
+        Needs `enable_control` on the node. Public nodes reject it, which raises
+        `ControlDisabledError`.
+        """
+        reply = await self._post(
+            "work_generate", {"hash": root, "difficulty": difficulty_hex}, self._work_timeout
+        )
+        return parse_work(reply)
+
+    async def send(
+        self, wallet: str, source: str, destination: str, amount_raw: int, send_id: str
+    ) -> str:
+        """Send from an account of a node wallet and return the block hash.
+
+        The node stores `send_id` with the block it creates, so repeating the call with the
+        same id returns that block instead of sending again. The wallet id is never logged.
+        """
+        reply = await self._post(
+            "send",
+            {
+                "wallet": wallet,
+                "source": source,
+                "destination": destination,
+                "amount": str(amount_raw),
+                "id": send_id,
+            },
+            self._timeout,
+        )
+        block_hash = parse_hash(reply, "block", "send")
+        log.info("node_wallet_send_replied", block_hash=block_hash, amount_raw=amount_raw)
+        return block_hash
+
+    async def _read(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        attempt = 1
+        while True:
+            try:
+                return await self._post(action, payload, self._timeout)
+            except NodeTransportError as error:
+                if attempt >= self._read_retry.attempts:
+                    raise
+                attempt += 1
+                delay = self._read_retry.delay_before(attempt)
+                log.info(
+                    "node_rpc_retry",
+                    action=action,
+                    attempt=attempt,
+                    delay_seconds=delay,
+                    error=type(error).__name__,
+                )
+                await self._sleep(delay)
+
+    async def _post(
+        self, action: str, payload: Mapping[str, Any], request_timeout: httpx.Timeout
+    ) -> dict[str, Any]:
+        started = time.monotonic()
+        try:
+            response = await self._http.post(
+                self._url, json={"action": action, **payload}, timeout=request_timeout
+            )
+        except httpx.TimeoutException as error:
+            log.warning("node_rpc_timeout", action=action)
+            raise NodeTimeoutError() from error
+        except httpx.HTTPError as error:
+            log.warning("node_rpc_unreachable", action=action, error=type(error).__name__)
+            raise NodeUnavailableError() from error
+
+        elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+        if response.status_code != httpx.codes.OK:
+            log.warning(
+                "node_rpc_http_error",
+                action=action,
+                status=response.status_code,
+                elapsed_ms=elapsed_ms,
+            )
+            raise NodeUnavailableError(
+                f"The Banano node replied with HTTP status {response.status_code}."
+            )
+        try:
+            reply = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            log.warning("node_rpc_malformed_reply", action=action, elapsed_ms=elapsed_ms)
+            raise NodeUnavailableError(
+                "The Banano node returned a reply that is not JSON."
+            ) from error
+        if not isinstance(reply, dict):
+            log.warning("node_rpc_malformed_reply", action=action, elapsed_ms=elapsed_ms)
+            raise NodeUnavailableError(
+                "The Banano node returned a reply that is not a JSON object."
+            )
+
+        node_text = reply.get("error")
+        if node_text is not None:
+            reply_error = error_from_text(str(node_text))
+            log.debug(
+                "node_rpc_error_reply",
+                action=action,
+                error=type(reply_error).__name__,
+                node_text=reply_error.node_text,
+                elapsed_ms=elapsed_ms,
+            )
+            raise reply_error
+        log.debug("node_rpc_ok", action=action, elapsed_ms=elapsed_ms)
+        return reply
+
+
+__all__ = [
+    "AccountBalance",
+    "AccountInfo",
+    "BlockInfo",
+    "HistoryEntry",
+    "NodeClient",
+    "RetryPolicy",
+]

@@ -1,0 +1,248 @@
+"""Work providers, the fallback chain and the precomputing cache."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import respx
+
+from core.banano.rpc import NodeClient
+from core.banano.rpc_errors import NodeUnavailableError
+from core.banano.work import LocalWorkGenerator, generate_work_local, is_valid_work, work_value
+from core.banano.work_providers import (
+    FallbackWorkProvider,
+    LocalWorkProvider,
+    NodeWorkProvider,
+    WorkCache,
+    WorkServerProvider,
+    WorkUnavailableError,
+    difficulty_hex,
+)
+from tests.unit.banano_rpc.helpers_rpc import NODE_URL
+
+THRESHOLD = 0xFFF0000000000000
+ROOT = "6CDDA48608C7843A0AC1122BDD46D9E20E21190986B19EAC23E7F33F2E6A6766"
+OTHER_ROOT = "E2FB233EF4554077A7BF1AA85851D5BF0B36965D2B0FB504B2BC778AB89917D3"
+WORK_SERVER_URL = "http://127.0.0.1:7076/"
+
+
+def valid_work(root: str) -> str:
+    return generate_work_local(root, THRESHOLD)
+
+
+def invalid_work(root: str) -> str:
+    nonce = 0
+    while work_value(root, f"{nonce:016x}") >= THRESHOLD:
+        nonce += 1
+    return f"{nonce:016x}"
+
+
+class FakeProvider:
+    """Returns valid work, or fails in the configured way, and records each root asked for."""
+
+    def __init__(
+        self,
+        *,
+        error: Exception | None = None,
+        delay_seconds: float = 0.0,
+        bad_work: bool = False,
+    ) -> None:
+        self.error = error
+        self.delay_seconds = delay_seconds
+        self.bad_work = bad_work
+        self.roots: list[str] = []
+
+    async def generate(self, root_hex: str, threshold: int) -> str:
+        self.roots.append(root_hex)
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        if self.error is not None:
+            raise self.error
+        return invalid_work(root_hex) if self.bad_work else valid_work(root_hex)
+
+
+async def test_fallback_uses_next_after_failure() -> None:
+    failing = FakeProvider(error=NodeUnavailableError())
+    working = FakeProvider()
+
+    work = await FallbackWorkProvider([failing, working], 5.0).generate(ROOT, THRESHOLD)
+
+    assert is_valid_work(ROOT, work, THRESHOLD)
+    assert failing.roots == [ROOT]
+    assert working.roots == [ROOT]
+
+
+async def test_fallback_uses_next_after_timeout() -> None:
+    slow = FakeProvider(delay_seconds=30.0)
+    working = FakeProvider()
+
+    work = await FallbackWorkProvider([slow, working], 0.05).generate(ROOT, THRESHOLD)
+
+    assert is_valid_work(ROOT, work, THRESHOLD)
+    assert working.roots == [ROOT]
+
+
+async def test_fallback_skips_invalid_work() -> None:
+    wrong = FakeProvider(bad_work=True)
+    working = FakeProvider()
+
+    work = await FallbackWorkProvider([wrong, working], 5.0).generate(ROOT, THRESHOLD)
+
+    assert is_valid_work(ROOT, work, THRESHOLD)
+    assert wrong.roots == [ROOT]
+
+
+async def test_fallback_stops_at_first_success() -> None:
+    first = FakeProvider()
+    second = FakeProvider()
+
+    await FallbackWorkProvider([first, second], 5.0).generate(ROOT, THRESHOLD)
+
+    assert second.roots == []
+
+
+async def test_fallback_all_failing_raises() -> None:
+    providers = [FakeProvider(error=NodeUnavailableError()), FakeProvider(bad_work=True)]
+
+    with pytest.raises(WorkUnavailableError):
+        await FallbackWorkProvider(providers, 5.0).generate(ROOT, THRESHOLD)
+
+
+def test_fallback_needs_providers() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        FallbackWorkProvider([], 1.0)
+
+
+async def test_cache_precompute_then_get() -> None:
+    provider = FakeProvider()
+    cache = WorkCache(provider, THRESHOLD)
+
+    cache.precompute(ROOT)
+    cache.precompute(ROOT)
+    work = await cache.get(ROOT.lower())
+
+    assert is_valid_work(ROOT, work, THRESHOLD)
+    assert provider.roots == [ROOT]
+
+
+async def test_cache_get_without_precompute() -> None:
+    provider = FakeProvider()
+    cache = WorkCache(provider, THRESHOLD)
+
+    work = await cache.get(ROOT)
+
+    assert is_valid_work(ROOT, work, THRESHOLD)
+    assert provider.roots == [ROOT]
+
+
+async def test_cache_recomputes_failed_precompute() -> None:
+    provider = FakeProvider(error=NodeUnavailableError())
+    cache = WorkCache(provider, THRESHOLD)
+    cache.precompute(ROOT)
+    await asyncio.sleep(0)
+    provider.error = None
+
+    work = await cache.get(ROOT)
+
+    assert is_valid_work(ROOT, work, THRESHOLD)
+    assert provider.roots == [ROOT, ROOT]
+
+
+async def test_cache_rejects_invalid_work() -> None:
+    cache = WorkCache(FakeProvider(bad_work=True), THRESHOLD)
+
+    with pytest.raises(WorkUnavailableError):
+        await cache.get(ROOT)
+
+
+async def test_cache_wraps_provider_errors() -> None:
+    cache = WorkCache(FakeProvider(error=NodeUnavailableError()), THRESHOLD)
+
+    with pytest.raises(WorkUnavailableError):
+        await cache.get(ROOT)
+
+
+async def test_cache_evicts_oldest_root() -> None:
+    provider = FakeProvider(delay_seconds=30.0)
+    cache = WorkCache(provider, THRESHOLD, max_entries=1)
+
+    cache.precompute(ROOT)
+    cache.precompute(OTHER_ROOT)
+    await asyncio.sleep(0)
+
+    # The first task was cancelled before it started.
+    assert provider.roots == [OTHER_ROOT]
+    await cache.close()
+
+
+async def test_cache_close_cancels_tasks() -> None:
+    provider = FakeProvider(delay_seconds=30.0)
+    cache = WorkCache(provider, THRESHOLD)
+    cache.precompute(ROOT)
+    await asyncio.sleep(0)
+
+    await cache.close()
+    provider.delay_seconds = 0.0
+
+    assert is_valid_work(ROOT, await cache.get(ROOT), THRESHOLD)
+    assert provider.roots == [ROOT, ROOT]
+
+
+@respx.mock
+async def test_work_server_request_and_reply() -> None:
+    route = respx.post(WORK_SERVER_URL).respond(json={"work": valid_work(ROOT).upper()})
+
+    async with httpx.AsyncClient() as http:
+        work = await WorkServerProvider(WORK_SERVER_URL, http).generate(ROOT, THRESHOLD)
+
+    assert work == work.lower()
+    assert is_valid_work(ROOT, work, THRESHOLD)
+    request = json.loads(route.calls[0].request.content)
+    assert request == {"action": "work_generate", "hash": ROOT, "difficulty": "fff0000000000000"}
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(200, json={"error": "Cancelled"}),
+        httpx.Response(200, json={"work": "xyz"}),
+        httpx.Response(500),
+        httpx.Response(200, text="not json"),
+    ],
+)
+async def test_work_server_failures_raise(response: httpx.Response) -> None:
+    respx.post(WORK_SERVER_URL).mock(return_value=response)
+
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(WorkUnavailableError):
+            await WorkServerProvider(WORK_SERVER_URL, http).generate(ROOT, THRESHOLD)
+
+
+@respx.mock
+async def test_node_provider_sends_difficulty() -> None:
+    work = valid_work(ROOT)
+    route = respx.post(NODE_URL).respond(json={"work": work, "hash": ROOT})
+
+    async with NodeClient(NODE_URL) as node:
+        assert await NodeWorkProvider(node).generate(ROOT, THRESHOLD) == work
+
+    assert json.loads(route.calls[0].request.content)["difficulty"] == "fff0000000000000"
+
+
+def test_difficulty_hex_pads() -> None:
+    assert difficulty_hex(0xFFFFFE0000000000) == "fffffe0000000000"
+    assert difficulty_hex(1) == "0000000000000001"
+
+
+async def test_local_provider_finds_valid_work() -> None:
+    generator = LocalWorkGenerator(processes=1)
+    try:
+        work = await LocalWorkProvider(generator).generate(ROOT, THRESHOLD)
+    finally:
+        await generator.aclose()
+
+    assert is_valid_work(ROOT, work, THRESHOLD)
