@@ -1,0 +1,68 @@
+"""Claiming accruals for a payout, the rule that keeps an accrual in at most one live payout.
+
+`accruals.payout_id` is the id of the one live payout that claims an accrual. A claim is a single
+conditional UPDATE that sets it only where it is still NULL, so two payouts racing for the
+same accrual cannot both get it: the database applies one UPDATE first, and the other then
+matches no row. Settlement compares the returned count with the number of accruals it asked
+for and rolls back on a shortfall, because a payout must pay exactly the accruals it claims.
+Every claim is also recorded in `payout_accruals`, which keeps the history after a failed
+payout's claims are released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import Accrual, AccrualStatus, Payout, PayoutAccrual
+
+
+async def claim_accruals(session: AsyncSession, payout_id: int, accrual_ids: Iterable[int]) -> int:
+    """Point each unclaimed open accrual of the payout's player at the payout.
+
+    Returns how many accruals were claimed. An accrual is skipped when another payout
+    already claims it, when it is held, voided or split, or when it belongs to another
+    player. Runs inside the caller's transaction.
+    """
+    wanted = sorted(set(accrual_ids))
+    if not wanted:
+        return 0
+
+    payout_player = select(Payout.player_id).where(Payout.id == payout_id).scalar_subquery()
+    result = await session.execute(
+        update(Accrual)
+        .where(
+            Accrual.id.in_(wanted),
+            Accrual.payout_id.is_(None),
+            Accrual.status == AccrualStatus.OPEN,
+            Accrual.player_id == payout_player,
+        )
+        .values(payout_id=payout_id)
+        .returning(Accrual.id)
+        .execution_options(synchronize_session=False)
+    )
+    claimed = list(result.scalars())
+    if claimed:
+        await session.execute(
+            insert(PayoutAccrual),
+            [{"payout_id": payout_id, "accrual_id": accrual_id} for accrual_id in claimed],
+        )
+    return len(claimed)
+
+
+async def release_claims(session: AsyncSession, payout_id: int) -> int:
+    """Clear the payout's claim on its accruals so a later payout can claim them again.
+
+    Call this only for a payout that can never be confirmed. Returns how many accruals were
+    released. Their `payout_accruals` rows stay as history.
+    """
+    result = await session.execute(
+        update(Accrual)
+        .where(Accrual.payout_id == payout_id)
+        .values(payout_id=None)
+        .returning(Accrual.id)
+        .execution_options(synchronize_session=False)
+    )
+    return len(list(result.scalars()))

@@ -1,0 +1,202 @@
+"""Transactions from `Database`: SQLite pragmas, BEGIN IMMEDIATE for writers, read-only reads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from core.db import Database
+from core.db.models import FaucetFlag, RegionCount
+from tests.integration.db.helpers_rows import NOW
+
+DAY = date(2026, 1, 5)
+WRITERS = 20
+TRANSACTIONS_PER_WRITER = 5
+
+
+@contextmanager
+def recorded_statements(db: Database) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_sqlite_pragmas(sqlite_database: Database) -> None:
+    pragmas = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+
+    async with sqlite_database.write() as session:
+        written = [(await session.execute(text(f"PRAGMA {name}"))).scalar() for name in pragmas]
+    async with sqlite_database.read() as session:
+        read = [(await session.execute(text(f"PRAGMA {name}"))).scalar() for name in pragmas]
+
+    # synchronous=NORMAL is 1.
+    assert written == ["wal", 1, 30000, 1]
+    assert read == written
+
+
+async def test_sqlite_begin_statements(sqlite_database: Database) -> None:
+    with recorded_statements(sqlite_database) as statements:
+        async with sqlite_database.write() as session:
+            await session.execute(select(1))
+        async with sqlite_database.sessionmaker() as session, session.begin():
+            await session.execute(select(1))
+        async with sqlite_database.read() as session:
+            await session.execute(select(1))
+
+    begins = [statement for statement in statements if statement.startswith("BEGIN")]
+    assert begins == ["BEGIN IMMEDIATE", "BEGIN IMMEDIATE", "BEGIN DEFERRED"]
+
+
+async def test_write_commits(database: Database) -> None:
+    async with database.write() as session:
+        session.add(FaucetFlag(key="payouts_paused", value="true", updated_at=NOW))
+
+    async with database.read() as session:
+        flag = await session.get(FaucetFlag, "payouts_paused")
+
+    assert flag is not None
+    assert flag.value == "true"
+
+
+async def add_flag_then_fail(db: Database) -> None:
+    async with db.write() as session:
+        session.add(FaucetFlag(key="payouts_paused", value="true", updated_at=NOW))
+        await session.flush()
+        raise RuntimeError("stop")
+
+
+async def add_flag_in_read(db: Database) -> None:
+    async with db.read() as session:
+        session.add(FaucetFlag(key="payouts_paused", value="true", updated_at=NOW))
+        await session.flush()
+
+
+async def test_write_rolls_back_on_error(database: Database) -> None:
+    with pytest.raises(RuntimeError, match="stop"):
+        await add_flag_then_fail(database)
+
+    async with database.read() as session:
+        assert await session.get(FaucetFlag, "payouts_paused") is None
+
+
+async def test_read_rejects_writes(database: Database) -> None:
+    with pytest.raises(DBAPIError):
+        await add_flag_in_read(database)
+
+    async with database.read() as session:
+        assert await session.get(FaucetFlag, "payouts_paused") is None
+    # The read-only setting must not stick to the pooled connection.
+    async with database.write() as session:
+        session.add(FaucetFlag(key="payouts_paused", value="true", updated_at=NOW))
+
+
+async def test_read_objects_usable_after_block(database: Database) -> None:
+    async with database.write() as session:
+        session.add(FaucetFlag(key="payouts_paused", value="true", updated_at=NOW))
+
+    async with database.read() as session:
+        flag = await session.get(FaucetFlag, "payouts_paused")
+
+    assert flag is not None
+    assert flag.updated_at == NOW
+
+
+async def test_reader_not_blocked_by_open_writer(database: Database) -> None:
+    async with database.write() as session:
+        session.add(FaucetFlag(key="payouts_paused", value="false", updated_at=NOW))
+
+    async with database.write() as writer:
+        await writer.execute(
+            update(FaucetFlag).where(FaucetFlag.key == "payouts_paused").values(value="true")
+        )
+        async with database.read() as reader:
+            seen = await reader.scalar(
+                select(FaucetFlag.value).where(FaucetFlag.key == "payouts_paused")
+            )
+        assert seen == "false"
+
+    async with database.read() as reader:
+        assert await reader.scalar(select(FaucetFlag.value)) == "true"
+
+
+async def increment_counter(url: str, use_sessionmaker: bool) -> None:
+    db = Database.from_url(url)
+    try:
+        for _ in range(TRANSACTIONS_PER_WRITER):
+            if use_sessionmaker:
+                async with db.sessionmaker() as session, session.begin():
+                    await read_modify_write(session)
+            else:
+                async with db.write() as session:
+                    await read_modify_write(session)
+    finally:
+        await db.dispose()
+
+
+async def read_modify_write(session: Any) -> None:
+    row = await session.get(RegionCount, (DAY, "DE"))
+    # Hand the event loop to the other writers between the read and the write.
+    await asyncio.sleep(0)
+    row.count = row.count + 1
+
+
+async def test_sqlite_concurrent_writers_all_succeed(sqlite_database: Database) -> None:
+    async with sqlite_database.write() as session:
+        session.add(RegionCount(day=DAY, country="DE", count=0))
+    url = sqlite_database.engine.url.render_as_string(hide_password=False)
+
+    results = await asyncio.gather(
+        *(increment_counter(url, use_sessionmaker=index % 2 == 1) for index in range(WRITERS)),
+        return_exceptions=True,
+    )
+
+    assert [result for result in results if result is not None] == []
+    async with sqlite_database.read() as session:
+        row = await session.get(RegionCount, (DAY, "DE"))
+    assert row is not None
+    assert row.count == WRITERS * TRANSACTIONS_PER_WRITER
+
+
+async def test_from_url_creates_sqlite_directory(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "pay2slay.db"
+    db = Database.from_url(f"sqlite:///{path}")
+    try:
+        async with db.write() as session:
+            await session.execute(text("CREATE TABLE probe (id INTEGER PRIMARY KEY)"))
+    finally:
+        await db.dispose()
+
+    assert path.is_file()
+    assert db.dialect_name == "sqlite"
+
+
+def test_dialect_names(database: Database) -> None:
+    assert database.dialect_name in {"sqlite", "postgresql"}
+    assert database.engine.dialect.name == database.dialect_name
+
+
+async def test_second_wrapper_shares_engine(sqlite_database: Database) -> None:
+    wrapper = Database(sqlite_database.engine)
+
+    with recorded_statements(wrapper) as statements:
+        async with wrapper.write() as session:
+            await session.execute(select(1))
+
+    assert [statement for statement in statements if statement.startswith("BEGIN")] == [
+        "BEGIN IMMEDIATE"
+    ]
