@@ -1,0 +1,63 @@
+"""Faucet-wide switches that admins change at run time, such as pausing payouts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db.models import FaucetFlag
+from core.services.audit import record_audit
+
+log = structlog.get_logger(__name__)
+
+PAYOUTS_PAUSED = "payouts_paused"
+_TRUE = "true"
+_FALSE = "false"
+
+
+async def is_paused(session: AsyncSession) -> bool:
+    """Return whether an admin paused payouts; a missing flag means not paused."""
+    value = await session.scalar(select(FaucetFlag.value).where(FaucetFlag.key == PAYOUTS_PAUSED))
+    return value == _TRUE
+
+
+async def set_paused(
+    session: AsyncSession,
+    *,
+    paused: bool,
+    at: datetime,
+    actor_discord_id: int | None,
+    reason: str = "",
+) -> bool:
+    """Pause or resume payouts in the session's transaction, with an audit entry.
+
+    Returns True when the switch changed, False when it already had that value (still
+    audited, so every admin action leaves a trace).
+    """
+    flag = await session.get(FaucetFlag, PAYOUTS_PAUSED, with_for_update=True)
+    new_value = _TRUE if paused else _FALSE
+    old_value = _FALSE if flag is None else flag.value
+    changed = old_value != new_value
+    if flag is None:
+        flag = FaucetFlag(key=PAYOUTS_PAUSED, value=new_value, updated_at=at)
+        session.add(flag)
+    flag.value = new_value
+    flag.updated_at = at
+    flag.updated_by = actor_discord_id
+
+    record_audit(
+        session,
+        action="payouts_paused" if paused else "payouts_resumed",
+        at=at,
+        actor_discord_id=actor_discord_id,
+        detail={"changed": changed, "reason": reason},
+    )
+    log.info(
+        "payouts_paused" if paused else "payouts_resumed",
+        actor_discord_id=actor_discord_id,
+        changed=changed,
+    )
+    return changed

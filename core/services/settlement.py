@@ -1,0 +1,542 @@
+"""The settlement run: turn open accruals into payouts under the caps, one run at a time.
+
+A run takes the settlement lock (a lease row on SQLite, an advisory lock on PostgreSQL) and
+reconciles unfinished payouts. It stops if an admin paused payouts or, when live, if the
+operator balance is below the floor. Then it pays the eligible players that no cap stops, in
+`settlement_order`, at most `batch_size` of them. Live payouts are created, committed and
+sent one at a time; each is sent only while the balance after it stays at or above the
+floor. Players not reached roll over to the next run.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from core.banano.rpc_errors import NodeError
+from core.banano.units import format_ban
+from core.clock import Clock, utc_now
+from core.config.integrations import IntegrationsSettings
+from core.config.payout import PayoutSettings
+from core.db.locking import SettlementLock, new_holder_id
+from core.db.models import SettlementRun
+from core.db.session import Database
+from core.observability.metrics import Metrics
+from core.services.audit import record_audit
+from core.services.caps import (
+    NO_USAGE,
+    CapLimits,
+    CapUsage,
+    ClaimPlan,
+    SkipReason,
+    cap_reached,
+    cap_windows,
+    kill_allowance,
+    load_cap_usage,
+    plan_claim,
+)
+from core.services.faucet_flags import is_paused
+from core.services.liability import load_liability
+from core.services.payout_processor import PayoutAction, PayoutProcessor, StepHook
+from core.services.payouts import ClaimConflictError, NewPayout, create_payout, in_flight_raw
+from core.services.reconciler import Reconciler, ReconcileReport
+from core.services.settlement_selection import (
+    ACCRUAL_CHUNK,
+    Candidate,
+    SettlementOrder,
+    count_players_with_open_accruals,
+    eligible_candidates,
+    load_open_accruals,
+    order_candidates,
+)
+
+log = structlog.get_logger(__name__)
+
+SETTLEMENT_LOCK_NAME = "settlement"
+SCHEDULED_TRIGGER = "schedule"
+
+
+class RunOutcome(enum.StrEnum):
+    """End state of a settlement run; the values are the settlement metric's labels."""
+
+    COMPLETED = "completed"
+    SKIPPED_PAUSED = "skipped_paused"
+    SKIPPED_FLOOR = "skipped_floor"
+    SKIPPED_LOCKED = "skipped_locked"
+    FAILED = "failed"
+
+    @property
+    def stored(self) -> str:
+        """The value of `settlement_runs.outcome`: completed, skipped or failed."""
+        if self in (RunOutcome.COMPLETED, RunOutcome.FAILED):
+            return self.value
+        return "skipped"
+
+
+@dataclass(frozen=True)
+class SettlementPolicy:
+    """The settings a settlement run follows, taken from payout.yaml and integrations.yaml."""
+
+    caps: CapLimits
+    zone: ZoneInfo
+    order: SettlementOrder
+    batch_size: int
+    dry_run: bool
+    min_operator_balance_raw: int
+    # The lease outlives a crashed holder by at most this long on SQLite; a live holder
+    # renews it every third of it.
+    lock_ttl: timedelta = timedelta(minutes=10)
+    # Every process settling the same database must use the same name.
+    lock_name: str = SETTLEMENT_LOCK_NAME
+
+    @classmethod
+    def from_settings(
+        cls, payout: PayoutSettings, integrations: IntegrationsSettings
+    ) -> SettlementPolicy:
+        """Build the policy from the two configuration sections that settlement reads."""
+        return cls(
+            caps=CapLimits(
+                daily_payouts=payout.daily_payout_cap,
+                weekly_payouts=payout.weekly_payout_cap,
+                daily_kills=payout.daily_kill_cap,
+                weekly_kills=payout.weekly_kill_cap,
+            ),
+            zone=payout.zone,
+            order=payout.settlement_order,
+            batch_size=payout.batch_size,
+            dry_run=integrations.dry_run,
+            min_operator_balance_raw=integrations.min_operator_balance_raw,
+        )
+
+
+@dataclass
+class SettlementReport:
+    """Result of one settlement run; `skip_reason` is shown to admins."""
+
+    outcome: RunOutcome
+    trigger: str
+    dry_run: bool
+    run_id: int | None = None
+    skip_reason: str | None = None
+    # Why a run that paid some players stopped before reaching the rest.
+    stop_reason: str | None = None
+    payout_ids: list[int] = field(default_factory=list)
+    paid_raw: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    operator_balance_raw: int | None = None
+    reconcile: ReconcileReport | None = None
+
+
+class SettlementService:
+    """Runs settlements and admin retries under one lock, with the same code path."""
+
+    def __init__(
+        self,
+        db: Database,
+        policy: SettlementPolicy,
+        *,
+        metrics: Metrics,
+        processor: PayoutProcessor | None = None,
+        lock: SettlementLock | None = None,
+        rng: random.Random | None = None,
+        clock: Clock = utc_now,
+        step_hook: StepHook | None = None,
+    ) -> None:
+        if not policy.dry_run and processor is None:
+            raise ValueError("a live settlement needs a payout processor with a sender")
+        self._db = db
+        self.policy = policy
+        self._metrics = metrics
+        self._processor = processor
+        self._reconciler = None if processor is None else Reconciler(db, processor, metrics)
+        self._lock = lock if lock is not None else SettlementLock(db, clock=clock)
+        self._rng = rng if rng is not None else random.Random()
+        self._clock = clock
+        self._step_hook = step_hook
+        self._stop_requested = False
+
+    @property
+    def db(self) -> Database:
+        """The database this service settles on."""
+        return self._db
+
+    @property
+    def processor(self) -> PayoutProcessor | None:
+        """The live payout processor; None when only dry runs are possible."""
+        return self._processor
+
+    @property
+    def reconciler(self) -> Reconciler | None:
+        """The reconciler of live payouts; None without a processor."""
+        return self._reconciler
+
+    @property
+    def lock(self) -> SettlementLock:
+        """The settlement lock that runs, retries and go-live releases share."""
+        return self._lock
+
+    @property
+    def metrics(self) -> Metrics:
+        """The metrics this service updates."""
+        return self._metrics
+
+    def now(self) -> datetime:
+        """Return the current time from the service's clock."""
+        return self._clock()
+
+    def request_stop(self) -> None:
+        """Stop the current run and every later one before their next payout.
+
+        The payout in flight finishes its step first, so it ends in a committed state. This is
+        for shutdown: the service sends nothing more afterwards.
+        """
+        self._stop_requested = True
+
+    def holder_id(self) -> str:
+        """Return a fresh lease holder id for one locked operation."""
+        return new_holder_id()
+
+    async def run(
+        self, trigger: str = SCHEDULED_TRIGGER, actor_discord_id: int | None = None
+    ) -> SettlementReport:
+        """Run one settlement and return its report; errors end it as `failed`, not raised."""
+        started = time.monotonic()
+        report = SettlementReport(
+            outcome=RunOutcome.COMPLETED, trigger=trigger, dry_run=self.policy.dry_run
+        )
+        holder = self.holder_id()
+        try:
+            async with self._lock.hold(
+                self.policy.lock_name, holder, self.policy.lock_ttl
+            ) as acquired:
+                if acquired:
+                    await self._run_locked(report, holder, actor_discord_id)
+                else:
+                    report.outcome = RunOutcome.SKIPPED_LOCKED
+                    report.skip_reason = "Another settlement is running; this one was skipped."
+                    log.info("settlement_skipped_locked", trigger=trigger)
+                    await self._start_run_row(report, actor_discord_id)
+                    await self._finish_run_row(report)
+        except Exception:
+            log.exception("settlement_failed", run_id=report.run_id, trigger=trigger)
+            report.outcome = RunOutcome.FAILED
+            report.skip_reason = "The run stopped on an unexpected error; the logs have details."
+            await self._finish_failed_run_row(report)
+
+        self._metrics.observe_settlement_run(report.outcome.value, time.monotonic() - started)
+        for reason, count in report.skipped.items():
+            self._metrics.count_players_skipped(reason, count)
+        return report
+
+    async def confirm(self) -> ReconcileReport | None:
+        """Reconcile unfinished payouts under the lock; None when the lock is busy.
+
+        This is the confirmation job: submitted payouts are confirmed from `block_info`, and
+        blocks not confirmed after the confirmation time-out are resubmitted and reported.
+        """
+        if self._reconciler is None:
+            return ReconcileReport()
+        holder = self.holder_id()
+        async with self._lock.hold(self.policy.lock_name, holder, self.policy.lock_ttl) as acquired:
+            if not acquired:
+                log.debug("confirmation_skipped_locked")
+                return None
+            report = await self._reconciler.run()
+        await self._update_liability_gauges()
+        return report
+
+    async def _run_locked(
+        self, report: SettlementReport, holder: str, actor_discord_id: int | None
+    ) -> None:
+        await self._start_run_row(report, actor_discord_id)
+        log.info("settlement_started", run_id=report.run_id, trigger=report.trigger)
+
+        if self._reconciler is not None:
+            report.reconcile = await self._reconciler.run()
+
+        async with self._db.read() as session:
+            paused = await is_paused(session)
+        if paused:
+            report.outcome = RunOutcome.SKIPPED_PAUSED
+            report.skip_reason = "Payouts are paused by an admin."
+            log.info("settlement_skipped_paused", run_id=report.run_id)
+            await self._finish_run_row(report)
+            return
+
+        available_raw: int | None = None
+        if not self.policy.dry_run:
+            available_raw = await self._available_balance(report)
+            if available_raw is None:
+                await self._finish_run_row(report)
+                return
+
+        await self._pay_players(report, holder, available_raw, actor_discord_id)
+        await self._finish_run_row(report)
+        log.info(
+            "settlement_finished",
+            run_id=report.run_id,
+            payouts=len(report.payout_ids),
+            paid_raw=report.paid_raw,
+            stop_reason=report.stop_reason,
+            **dict(report.skipped),
+        )
+
+    async def _available_balance(self, report: SettlementReport) -> int | None:
+        """Return the confirmed balance less payouts in flight, or None to skip the run."""
+        assert self._processor is not None
+        floor_raw = self.policy.min_operator_balance_raw
+        try:
+            balance_raw = await self._processor.sender.operator_balance_raw()
+        except NodeError as error:
+            log.warning("settlement_balance_unreadable", error=type(error).__name__)
+            report.outcome = RunOutcome.FAILED
+            report.skip_reason = "The operator balance could not be read from the Banano node."
+            return None
+
+        report.operator_balance_raw = balance_raw
+        self._metrics.set_operator_balance_raw(balance_raw)
+        async with self._db.read() as session:
+            # A confirmed balance does not yet show sends that are not confirmed.
+            available_raw = balance_raw - await in_flight_raw(session)
+
+        if available_raw < floor_raw:
+            report.outcome = RunOutcome.SKIPPED_FLOOR
+            report.skip_reason = (
+                f"The operator balance available for payouts ({format_ban(max(available_raw, 0))} "
+                f"BAN) is below the floor of {format_ban(floor_raw)} BAN. Top up the operator "
+                "account."
+            )
+            log.warning(
+                "settlement_skipped_floor",
+                run_id=report.run_id,
+                balance_raw=balance_raw,
+                available_raw=available_raw,
+                floor_raw=floor_raw,
+            )
+            return None
+        return available_raw
+
+    async def _pay_players(
+        self,
+        report: SettlementReport,
+        holder: str,
+        available_raw: int | None,
+        actor_discord_id: int | None,
+    ) -> None:
+        limits = self.policy.caps
+        windows = cap_windows(self._clock(), self.policy.zone)
+        async with self._db.read() as session:
+            candidates = await eligible_candidates(session)
+            with_open_accruals = await count_players_with_open_accruals(session)
+            usage = await load_cap_usage(session, windows, include_dry_run=self.policy.dry_run)
+
+        if with_open_accruals > len(candidates):
+            report.skipped[SkipReason.INELIGIBLE] += with_open_accruals - len(candidates)
+        payable: list[Candidate] = []
+        for candidate in candidates:
+            reason = cap_reached(usage.get(candidate.player_id, NO_USAGE), limits)
+            if reason is None:
+                payable.append(candidate)
+            else:
+                report.skipped[reason] += 1
+
+        ordered = order_candidates(payable, self.policy.order, self._rng)
+        if self.policy.batch_size > 0 and len(ordered) > self.policy.batch_size:
+            report.skipped[SkipReason.BATCH] += len(ordered) - self.policy.batch_size
+            ordered = ordered[: self.policy.batch_size]
+
+        for start in range(0, len(ordered), ACCRUAL_CHUNK):
+            chunk = ordered[start : start + ACCRUAL_CHUNK]
+            plans = await self._plan_chunk(chunk, usage, report)
+            if self.policy.dry_run:
+                await self._create_dry_run_payouts(plans, report, actor_discord_id)
+            else:
+                assert available_raw is not None
+                remaining = await self._pay_live(plans, report, holder, available_raw)
+                if remaining is None:
+                    return
+                available_raw = remaining
+            if self._stop_requested:
+                report.stop_reason = "Shutdown requested; the remaining players roll over."
+                return
+
+    async def _plan_chunk(
+        self, chunk: Sequence[Candidate], usage: dict[int, CapUsage], report: SettlementReport
+    ) -> list[tuple[Candidate, ClaimPlan]]:
+        async with self._db.read() as session:
+            accruals = await load_open_accruals(session, [c.player_id for c in chunk])
+        plans: list[tuple[Candidate, ClaimPlan]] = []
+        for candidate in chunk:
+            open_accruals = accruals.get(candidate.player_id, [])
+            if not open_accruals:
+                continue
+            allowance = kill_allowance(usage.get(candidate.player_id, NO_USAGE), self.policy.caps)
+            plan = plan_claim(open_accruals, allowance)
+            if plan is None:
+                report.skipped[SkipReason.KILL_CAP] += 1
+                continue
+            plans.append((candidate, plan))
+        return plans
+
+    async def _create_dry_run_payouts(
+        self,
+        plans: Sequence[tuple[Candidate, ClaimPlan]],
+        report: SettlementReport,
+        actor_discord_id: int | None,
+    ) -> None:
+        # Nothing is sent in dry run, so a chunk of payouts shares one transaction. Each
+        # payout has its own savepoint, so a conflict drops only that payout.
+        created: list[int] = []
+        at = self._clock()
+        async with self._db.write() as session:
+            for candidate, plan in plans:
+                try:
+                    async with session.begin_nested():
+                        payout = await create_payout(
+                            session,
+                            self._new_payout(candidate, plan, report, dry_run=True),
+                            at=at,
+                            metrics=self._metrics,
+                            actor_discord_id=actor_discord_id,
+                        )
+                except ClaimConflictError:
+                    log.warning("payout_claim_conflict", player_id=candidate.player_id)
+                    continue
+                created.append(payout.id)
+                report.paid_raw += plan.amount_raw
+        report.payout_ids.extend(created)
+        for payout_id in created:
+            await self.after_step("created", payout_id)
+
+    async def _pay_live(
+        self,
+        plans: Sequence[tuple[Candidate, ClaimPlan]],
+        report: SettlementReport,
+        holder: str,
+        available_raw: int,
+    ) -> int | None:
+        """Create and send payouts one at a time; None means the run must stop here."""
+        assert self._processor is not None
+        floor_raw = self.policy.min_operator_balance_raw
+        for candidate, plan in plans:
+            if self._stop_requested:
+                report.stop_reason = "Shutdown requested; the remaining players roll over."
+                return None
+            if available_raw - plan.amount_raw < floor_raw:
+                report.skipped[SkipReason.FLOOR] += 1
+                continue
+            if not await self._lock.is_held(self.policy.lock_name, holder):
+                report.stop_reason = "The settlement lock was lost; the run stopped before a send."
+                log.error("settlement_lock_lost", run_id=report.run_id)
+                return None
+
+            payout_id = await self._create_live_payout(candidate, plan, report)
+            if payout_id is None:
+                continue
+            await self.after_step("created", payout_id)
+            report.payout_ids.append(payout_id)
+
+            action = await self._processor.send(payout_id)
+            if action is PayoutAction.SUBMITTED:
+                available_raw -= plan.amount_raw
+                report.paid_raw += plan.amount_raw
+            elif action is not PayoutAction.FAILED:
+                # A block whose fate is unknown could still take the next block's place, so
+                # nothing more is sent until the reconciler has settled it.
+                report.stop_reason = (
+                    f"The outcome of payout {payout_id} is unknown; the next run reconciles it "
+                    "before sending more."
+                )
+                log.warning("settlement_stopped_unknown_send", payout_id=payout_id)
+                return None
+        return available_raw
+
+    async def _create_live_payout(
+        self, candidate: Candidate, plan: ClaimPlan, report: SettlementReport
+    ) -> int | None:
+        try:
+            async with self._db.write() as session:
+                payout = await create_payout(
+                    session,
+                    self._new_payout(candidate, plan, report, dry_run=False),
+                    at=self._clock(),
+                    metrics=self._metrics,
+                )
+                return payout.id
+        except ClaimConflictError:
+            log.warning("payout_claim_conflict", player_id=candidate.player_id)
+            return None
+
+    def _new_payout(
+        self, candidate: Candidate, plan: ClaimPlan, report: SettlementReport, *, dry_run: bool
+    ) -> NewPayout:
+        return NewPayout(
+            player_id=candidate.player_id,
+            destination=candidate.destination,
+            plan=plan,
+            dry_run=dry_run,
+            settlement_run_id=report.run_id,
+        )
+
+    async def _start_run_row(self, report: SettlementReport, actor_discord_id: int | None) -> None:
+        at = self._clock()
+        async with self._db.write() as session:
+            run = SettlementRun(
+                started_at=at,
+                outcome="running",
+                trigger=report.trigger[:16],
+                dry_run=report.dry_run,
+                payouts_created=0,
+                paid_raw=0,
+            )
+            session.add(run)
+            await session.flush()
+            report.run_id = run.id
+            # Runs an admin or operator started are admin actions; scheduled ones are not.
+            if actor_discord_id is not None or report.trigger != SCHEDULED_TRIGGER:
+                record_audit(
+                    session,
+                    action="settlement_requested",
+                    at=at,
+                    actor_discord_id=actor_discord_id,
+                    detail={"run_id": run.id, "trigger": report.trigger},
+                )
+
+    async def _finish_run_row(self, report: SettlementReport) -> None:
+        if report.run_id is None:
+            return
+        async with self._db.write() as session:
+            run = await session.get(SettlementRun, report.run_id)
+            if run is None:
+                return
+            run.finished_at = self._clock()
+            run.outcome = report.outcome.stored
+            run.skip_reason = report.skip_reason or report.stop_reason
+            run.payouts_created = len(report.payout_ids)
+            run.paid_raw = report.paid_raw
+        await self._update_liability_gauges()
+
+    async def _finish_failed_run_row(self, report: SettlementReport) -> None:
+        try:
+            await self._finish_run_row(report)
+        except Exception:
+            log.exception("settlement_run_row_not_saved", run_id=report.run_id)
+
+    async def _update_liability_gauges(self) -> None:
+        async with self._db.read() as session:
+            liability = await load_liability(session)
+        self._metrics.set_open_liability_raw(liability.open_raw)
+        self._metrics.set_held_liability_raw(liability.held_raw)
+
+    async def after_step(self, step: str, payout_id: int) -> None:
+        """Call the step hook, if any, after a committed step (tests simulate crashes there)."""
+        if self._step_hook is not None:
+            await self._step_hook(step, payout_id)
