@@ -12,10 +12,16 @@ from typing import TYPE_CHECKING
 from alembic.util import CommandError as AlembicCommandError
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.cli_run import add_process_commands
+from bot.cli_settlement import add_settlement_commands
+from core.clock import utc_now
 from core.config import ConfigError, load_settings, render_effective
-from core.db import Database
+from core.db import Database, DatabaseUrlError
+from core.db.backup import BackupError, backup_sqlite, restore_sqlite
 from core.db.migrate import current_revision, head_revision, upgrade_to_head
 from core.db.migrate import downgrade as downgrade_migrations
+from core.db.retention import prune_expired
+from core.db.session import normalize_url, sqlite_file_path
 from core.errors import Pay2SlayError
 
 if TYPE_CHECKING:
@@ -58,7 +64,7 @@ def add_config_commands(commands: Subcommands) -> None:
 
 
 def add_db_commands(commands: Subcommands) -> None:
-    """Add `db upgrade`, `db downgrade` and `db current`."""
+    """Add `db upgrade`, `db downgrade`, `db current`, and the backup commands."""
     db = commands.add_parser("db", help="apply and inspect database migrations")
     db_commands = db.add_subparsers(metavar="COMMAND", required=True)
 
@@ -93,6 +99,61 @@ def add_db_commands(commands: Subcommands) -> None:
     _add_database_arguments(current)
     current.set_defaults(handler=show_database_revision)
 
+    add_backup_commands(db_commands)
+
+
+def add_backup_commands(db_commands: Subcommands) -> None:
+    """Add `db backup`, `db restore` and `db prune` to the `db` group."""
+    backup = db_commands.add_parser(
+        "backup",
+        help="copy the SQLite database to PATH while the bot runs, and check the copy",
+        description=(
+            "Copy the SQLite database with SQLite's online backup API, which is safe while "
+            "the bot runs, then check the copy's integrity and print its size, SHA-256 and "
+            "migration revision. For PostgreSQL use pg_dump (see docs/operations.md)."
+        ),
+    )
+    backup.add_argument("path", type=Path, help="file to write the backup to")
+    backup.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
+    _add_database_arguments(backup)
+    backup.set_defaults(handler=backup_database)
+
+    restore = db_commands.add_parser(
+        "restore",
+        help="replace the SQLite database with a backup (stop the bot first)",
+        description=(
+            "Check the backup, refuse while a settlement lease is held, keep a copy of the "
+            "current database next to it, and copy the backup into place. Stop the bot "
+            "first: a running bot between settlements holds no lease. --yes is required."
+        ),
+    )
+    restore.add_argument("path", type=Path, help="backup file written by `pay2slay db backup`")
+    restore.add_argument(
+        "--yes", action="store_true", help="confirm that the current database is replaced"
+    )
+    restore.add_argument(
+        "--no-keep-previous",
+        dest="keep_previous",
+        action="store_false",
+        help="do not keep a copy of the current database before replacing it",
+    )
+    _add_database_arguments(restore)
+    restore.set_defaults(handler=restore_database)
+
+    prune = db_commands.add_parser(
+        "prune",
+        help="delete rows past their retention period (see docs/privacy.md)",
+        description=(
+            "Delete verification records older than 90 days and sign-in states that expired "
+            "more than a day ago. Ledger and audit rows are never deleted."
+        ),
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="count the rows that would be deleted, delete none"
+    )
+    _add_database_arguments(prune)
+    prune.set_defaults(handler=prune_database)
+
 
 def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -114,6 +175,8 @@ def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
 COMMAND_GROUPS: tuple[Callable[[Subcommands], None], ...] = (
     add_config_commands,
     add_db_commands,
+    add_process_commands,
+    add_settlement_commands,
 )
 
 
@@ -186,8 +249,8 @@ def _run_database_command(
         print(f"db {action} failed: {exc.safe_message}", file=sys.stderr)
         return EXIT_DATABASE_ERROR
     except (SQLAlchemyError, AlembicCommandError, OSError) as exc:
-        # The first line names the driver error; later lines of a SQLAlchemy error hold the
-        # SQL statement and its parameters.
+        # Only the first line is printed because it names the driver error. Later lines of a
+        # SQLAlchemy error contain the SQL statement and its parameters.
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"db {action} failed: {reason}", file=sys.stderr)
         return EXIT_DATABASE_ERROR
@@ -220,6 +283,85 @@ async def _describe_revision(db: Database) -> str:
     if revision == head:
         return f"database at revision {revision} (head)"
     return f"database at revision {revision}; head is {head}, run `pay2slay db upgrade`"
+
+
+def backup_database(args: argparse.Namespace) -> int:
+    """Run `pay2slay db backup PATH`."""
+    source = _sqlite_file(args, "backup")
+    if isinstance(source, int):
+        return source
+    try:
+        report = backup_sqlite(source, args.path, overwrite=args.overwrite)
+    except BackupError as exc:
+        print(f"db backup failed: {exc.safe_message}", file=sys.stderr)
+        return EXIT_DATABASE_ERROR
+    print(f"backup written: {report.describe()}")
+    return EXIT_OK
+
+
+def restore_database(args: argparse.Namespace) -> int:
+    """Run `pay2slay db restore PATH --yes`."""
+    if not args.yes:
+        print(
+            "db restore rejected: it replaces the current database; stop the bot, then run "
+            "it again with --yes to confirm.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    target = _sqlite_file(args, "restore")
+    if isinstance(target, int):
+        return target
+    try:
+        report = restore_sqlite(args.path, target, now=utc_now(), keep_previous=args.keep_previous)
+    except BackupError as exc:
+        print(f"db restore failed: {exc.safe_message}", file=sys.stderr)
+        return EXIT_DATABASE_ERROR
+    except SQLAlchemyError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"db restore failed: {reason}", file=sys.stderr)
+        return EXIT_DATABASE_ERROR
+
+    if report.previous_copy is not None:
+        print(f"previous database kept at {report.previous_copy}")
+    print(f"restored {target} from {report.backup.describe()}")
+    print("start the bot; it applies any newer migrations when migrate_on_start is true")
+    return EXIT_OK
+
+
+def prune_database(args: argparse.Namespace) -> int:
+    """Run `pay2slay db prune`."""
+
+    async def prune(db: Database) -> str:
+        report = await prune_expired(db, now=utc_now(), dry_run=args.dry_run)
+        return report.describe()
+
+    return _run_database_command(args, "prune", prune)
+
+
+def _sqlite_file(args: argparse.Namespace, action: str) -> Path | int:
+    """Return the configured SQLite database file, or print why not and return an exit code."""
+    url = args.database_url
+    if url is None:
+        try:
+            url = load_settings(args.config_dir).integrations.database.url
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            print(f"db {action} failed: the configuration has problems", file=sys.stderr)
+            return EXIT_CONFIG_ERROR
+    try:
+        path = sqlite_file_path(normalize_url(url))
+    except DatabaseUrlError as exc:
+        print(f"db {action} failed: {exc.safe_message}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    if path is None:
+        print(
+            f"db {action} works on a SQLite database file; for PostgreSQL use pg_dump and "
+            "pg_restore as docs/operations.md shows.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,291 @@
+"""The CLI commands that start processes: `run`, `sandbox` and `sync-commands`.
+
+Bootstrap happens here, outside the Bot class: load and check the configuration, configure
+logging with every secret registered for redaction, create the metrics, then start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+import structlog
+from pydantic import BaseModel, SecretStr
+from sqlalchemy.engine import make_url
+
+from bot.app import Pay2SlayBot
+from bot.runtime import StartupError
+from bot.sandbox import SandboxOptions, run_sandbox
+from core.config import ConfigError, Settings, load_settings
+from core.errors import Pay2SlayError
+from core.observability import Metrics, configure_logging
+
+if TYPE_CHECKING:
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG_ERROR = 2
+
+DEFAULT_SANDBOX_PLAYERS = 36
+DEFAULT_SANDBOX_INTERVAL_SECONDS = 5.0
+
+
+def add_process_commands(commands: Subcommands) -> None:
+    """Add `run`, `sandbox` and `sync-commands`."""
+    run = commands.add_parser(
+        "run",
+        help="start the Discord bot with the poller, settlement and the side web server",
+        description=(
+            "Load and check the configuration, then connect to Discord and run the faucet "
+            "until SIGINT or SIGTERM. Exits 2 when the configuration has problems."
+        ),
+    )
+    _add_config_dir(run)
+    run.set_defaults(handler=run_bot)
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the whole faucet against local imitations, with no credentials",
+        description=(
+            "Start local imitations of Yunite, the stats API and a Banano node on loopback "
+            "ports, and run the faucet against them in live mode with a temporary database. "
+            "Prints each settlement run's payouts; stops on Ctrl-C or after --runs."
+        ),
+    )
+    sandbox.add_argument(
+        "--runs", type=_positive_int, default=None, help="stop after this many settlement runs"
+    )
+    sandbox.add_argument(
+        "--players",
+        type=_positive_int,
+        default=DEFAULT_SANDBOX_PLAYERS,
+        help=f"number of invented players (default: {DEFAULT_SANDBOX_PLAYERS})",
+    )
+    sandbox.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=DEFAULT_SANDBOX_INTERVAL_SECONDS,
+        metavar="SECONDS",
+        help=f"seconds between settlement runs (default: {DEFAULT_SANDBOX_INTERVAL_SECONDS:g})",
+    )
+    sandbox.add_argument(
+        "--seed", type=int, default=None, help="random seed for the invented players and kills"
+    )
+    sandbox.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="lowest level of log lines written to stderr (default: WARNING)",
+    )
+    _add_config_dir(sandbox)
+    sandbox.set_defaults(handler=run_sandbox_command)
+
+    sync = commands.add_parser(
+        "sync-commands",
+        help="register the slash commands with Discord",
+        description=(
+            "Log in with the bot token, upload the slash commands with their translations, "
+            "and log out. With --guild the commands are registered in that guild only and "
+            "appear at once; without it they are global."
+        ),
+    )
+    sync.add_argument(
+        "--guild", type=_positive_int, default=None, metavar="ID", help="guild ID to sync to"
+    )
+    _add_config_dir(sync)
+    sync.set_defaults(handler=sync_commands)
+
+
+def _add_config_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help="directory with payout.yaml, integrations.yaml and product.yaml "
+        "(default: $P2S_CONFIG_DIR, else ./configs)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Return every secret in the configuration, for the log redactor."""
+    values = [secret.get_secret_value() for secret in _secrets_in(settings)]
+    password = make_url(settings.integrations.database.url).password
+    if password:
+        values.append(str(password))
+    return [value for value in values if value]
+
+
+def _secrets_in(model: BaseModel) -> Iterator[SecretStr]:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            yield value
+        elif isinstance(value, BaseModel):
+            yield from _secrets_in(value)
+
+
+def _load(args: argparse.Namespace, *, for_run: bool) -> Settings | None:
+    try:
+        settings = load_settings(args.config_dir)
+        if for_run:
+            settings.check_for_run()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"configuration check failed: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return None
+    return settings
+
+
+def _configure_logging(settings: Settings) -> None:
+    observability = settings.integrations.observability
+    configure_logging(
+        log_format=observability.log_format,
+        level=observability.log_level,
+        secrets=secret_values(settings),
+    )
+
+
+def run_bot(args: argparse.Namespace) -> int:
+    """Run `pay2slay run`."""
+    settings = _load(args, for_run=True)
+    if settings is None:
+        return EXIT_CONFIG_ERROR
+    _configure_logging(settings)
+    try:
+        asyncio.run(_run_bot(settings))
+    except discord.LoginFailure:
+        print("pay2slay run failed: Discord rejected the bot token.", file=sys.stderr)
+        return EXIT_FAILED
+    except Pay2SlayError as error:
+        print(f"pay2slay run failed: {error.safe_message}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+async def _run_bot(settings: Settings) -> None:
+    token = settings.secrets.discord_bot_token
+    if token is None:
+        raise StartupError("The Discord bot token is missing.")
+    bot = Pay2SlayBot(settings, metrics=Metrics())
+    loop = asyncio.get_running_loop()
+    closing: set[asyncio.Task[None]] = set()
+
+    def request_close() -> None:
+        log.info("shutdown_requested")
+        task = loop.create_task(bot.close())
+        closing.add(task)
+        task.add_done_callback(closing.discard)
+
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal_number, request_close)
+
+    async with bot:
+        # start(), unlike run(), installs no log handler of discord.py's own, so its records
+        # go through the handler configure_logging set up.
+        await bot.start(token.get_secret_value())
+    if closing:
+        await asyncio.gather(*closing)
+
+
+def run_sandbox_command(args: argparse.Namespace) -> int:
+    """Run `pay2slay sandbox`."""
+    redactor = configure_logging(log_format="console", level=args.log_level, secrets=())
+    options = SandboxOptions(
+        runs=args.runs,
+        players=args.players,
+        interval_seconds=args.interval,
+        config_dir=args.config_dir or Path("configs"),
+        seed=args.seed,
+    )
+    try:
+        return asyncio.run(run_sandbox(options, redactor=redactor))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print("pay2slay sandbox failed: the configuration has problems", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except Pay2SlayError as error:
+        print(f"pay2slay sandbox failed: {error.safe_message}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def sync_commands(args: argparse.Namespace) -> int:
+    """Run `pay2slay sync-commands [--guild ID]`."""
+    settings = _load(args, for_run=False)
+    if settings is None:
+        return EXIT_CONFIG_ERROR
+    if settings.secrets.discord_bot_token is None:
+        print(
+            "sync-commands failed: set the bot token in P2S_DISCORD_BOT_TOKEN "
+            "(or P2S_DISCORD_BOT_TOKEN_FILE).",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG_ERROR
+    _configure_logging(settings)
+    try:
+        count = asyncio.run(_sync(settings, args.guild))
+    except discord.LoginFailure:
+        print("sync-commands failed: Discord rejected the bot token.", file=sys.stderr)
+        return EXIT_FAILED
+    except discord.HTTPException as error:
+        print(f"sync-commands failed: Discord returned HTTP {error.status}.", file=sys.stderr)
+        return EXIT_FAILED
+    except Pay2SlayError as error:
+        print(f"sync-commands failed: {error.safe_message}", file=sys.stderr)
+        return EXIT_FAILED
+    where = f"guild {args.guild}" if args.guild else "all guilds (global)"
+    print(f"synced {count} commands to {where}")
+    return EXIT_OK
+
+
+async def _sync(settings: Settings, guild_id: int | None) -> int:
+    token = settings.secrets.discord_bot_token
+    assert token is not None
+    bot = Pay2SlayBot(settings, metrics=Metrics(), commands_only=True)
+    async with bot:
+        # login() runs setup_hook, which loads the cogs without opening any service.
+        await bot.login(token.get_secret_value())
+        return await sync_tree(bot, guild_id)
+
+
+async def sync_tree(bot: Pay2SlayBot, guild_id: int | None) -> int:
+    """Upload the tree's commands globally or to one guild; return how many were synced."""
+    if bot.failed_extensions:
+        raise StartupError(
+            "Not syncing: these command modules failed to load: "
+            + ", ".join(sorted(bot.failed_extensions))
+        )
+    if guild_id is None:
+        synced = await bot.tree.sync()
+    else:
+        guild = discord.Object(id=guild_id)
+        bot.tree.copy_global_to(guild=guild)
+        synced = await bot.tree.sync(guild=guild)
+    log.info("commands_synced", count=len(synced), guild_id=guild_id)
+    return len(synced)
