@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck unit install install-dev clean
+.PHONY: run test lint typecheck unit supply-chain install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,23 @@ lint: $(STAMP_DEV)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP_DEV)
-	$(BIN)/mypy --strict bot cogs core
+	$(BIN)/mypy --strict bot cogs core tools
 
 unit: $(STAMP_DEV)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## Lint, type-check and run the test suite (SQLite always, PostgreSQL at 127.0.0.1:5432 when reachable).
-test: lint typecheck unit
+## Write a CycloneDX SBOM of the environment to build/sbom.cdx.json, fail on a runtime
+## dependency whose license is incompatible with MIT, and regenerate NOTICE. Offline.
+supply-chain: $(STAMP_DEV)
+	@mkdir -p build
+	$(BIN)/cyclonedx-py environment --pyproject pyproject.toml --output-reproducible \
+		--of JSON -o build/sbom.cdx.json $(VENV)
+	$(BIN)/python tools/licenses.py check
+	$(BIN)/python tools/licenses.py notice -o NOTICE
+
+## Lint, type-check, check licenses and run the test suite (SQLite always, PostgreSQL at
+## 127.0.0.1:5432 when reachable).
+test: lint typecheck supply-chain unit
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

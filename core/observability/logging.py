@@ -21,6 +21,8 @@ Libraries that would add their own handlers or disable ours:
   with `echo=False`.
 
 `quiet_third_party()` undoes what these do where it can, and `configure_logging()` calls it.
+It also puts a filter on the `aiohttp.server` logger that removes the client address and the
+raw request text from its records (see `_AiohttpServerFilter`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any, Literal, TextIO
 from uuid import UUID
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 from structlog.typing import EventDict, WrappedLogger
 
 from core.observability.redaction import MIN_SECRET_LENGTH, SecretRedactor
@@ -72,6 +75,9 @@ _THIRD_PARTY_LEVELS = {
 
 _VALID_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
+# aiohttp 3.x logs a request it failed to handle with this message and the client address.
+_AIOHTTP_PEER_MESSAGE = "Error handling request from %s"
+
 log = structlog.get_logger(__name__)
 
 
@@ -96,6 +102,38 @@ class _RootHandler(logging.StreamHandler[TextIO]):
         except (OSError, ValueError):
             # The stream itself failed, and there is nowhere left to report it.
             pass
+
+
+class _AiohttpServerFilter(logging.Filter):
+    """Remove the client address and the raw request text from `aiohttp.server` records.
+
+    aiohttp (3.14) logs a request it cannot parse, such as a request line over 8190 bytes or a
+    URL with control characters, as "Error handling request from <address>" at ERROR, with the
+    parser's exception, whose message quotes the request line. For the OAuth callback that
+    line holds the code and the state. Such a record becomes `http_request_rejected` at
+    WARNING (or its own level when lower) with the exception class and status code, without
+    the traceback. Other records with the address keep their traceback and lose the address.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = "http_request_rejected"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.error_type = type(error).__name__
+            record.status = error.code
+            if record.levelno > logging.WARNING:
+                record.levelno = logging.WARNING
+                record.levelname = logging.getLevelName(logging.WARNING)
+            # The logger checked the original level; this one may be below its threshold.
+            return logging.getLogger(record.name).isEnabledFor(record.levelno)
+
+        if record.msg == _AIOHTTP_PEER_MESSAGE:
+            record.msg = "Error handling request"
+            record.args = ()
+        return True
 
 
 class _BoundLogger(structlog.stdlib.BoundLogger):
@@ -204,7 +242,8 @@ def quiet_third_party() -> None:
     `fileConfig()` add), and re-enables the loggers that `fileConfig()` disabled. Library loggers
     then follow the root level, except those in `_THIRD_PARTY_LEVELS`, which get that minimum.
     Handlers of other classes on the root logger, such as pytest's capture handlers, are left in
-    place. Safe to call any number of times.
+    place. Adds `_AiohttpServerFilter` to the `aiohttp.server` logger once. Safe to call any
+    number of times.
     """
     for name, logger in list(logging.root.manager.loggerDict.items()):
         if not isinstance(logger, logging.Logger):
@@ -231,6 +270,10 @@ def quiet_third_party() -> None:
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() < minimum:
             logger.setLevel(minimum)
+
+    server_logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(item, _AiohttpServerFilter) for item in server_logger.filters):
+        server_logger.addFilter(_AiohttpServerFilter())
 
 
 def reset_logging() -> None:

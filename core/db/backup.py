@@ -1,0 +1,318 @@
+"""Online backup, verification and restore of the SQLite database file.
+
+A backup uses SQLite's online backup API, so it can run while the bot writes: in WAL mode the
+copy is a consistent snapshot of one moment and writers are not blocked. The copy is written
+next to its destination under a temporary name with mode 0600, switched to a single file
+(journal mode DELETE), checked with `PRAGMA integrity_check` and `PRAGMA foreign_key_check`,
+and only then renamed into place.
+
+A restore checks the backup the same way and rejects the restore while any lease in the target
+database is held (a settlement is running). It keeps a copy of the current database unless
+`keep_previous` is False, then copies the backup into the target through the backup API, which
+writes under SQLite's own locks instead of replacing the file under open connections.
+
+NOTE: a bot that is running but between settlements holds no lease, so the lease check cannot
+see it. Stop the bot before a restore, as docs/operations.md says; a bot left running keeps
+the state it had in memory, such as a payout it is about to send.
+
+PostgreSQL databases are backed up with `pg_dump` instead; docs/operations.md shows how.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, select
+from sqlalchemy.orm import Session
+
+from core.db.migrate import alembic_config
+from core.db.models import Lease
+from core.db.session import SQLITE_BUSY_TIMEOUT_MS
+from core.errors import Pay2SlayError
+
+log = structlog.get_logger(__name__)
+
+_READ_CHUNK_BYTES = 1024 * 1024
+
+
+class BackupError(Pay2SlayError):
+    """A backup or restore failed or was refused; nothing was changed at its destination."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupReport:
+    """A checked database file: where it is, its size and digest, and its migration revision."""
+
+    path: Path
+    size_bytes: int
+    sha256: str
+    revision: str | None
+
+    def describe(self) -> str:
+        """Return one line for the operator."""
+        revision = self.revision or "none"
+        return (
+            f"{self.path}: {self.size_bytes} bytes, sha256 {self.sha256}, "
+            f"migration revision {revision}, integrity ok"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreReport:
+    """Result of a restore: the backup it read and the copy it kept of the replaced database."""
+
+    backup: BackupReport
+    target: Path
+    previous_copy: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLease:
+    """A lease that was still held when a restore was asked for."""
+
+    name: str
+    holder: str
+    expires_at: datetime
+
+
+def backup_sqlite(source: Path, destination: Path, *, overwrite: bool = False) -> BackupReport:
+    """Copy the SQLite database at `source` to `destination` and check the copy.
+
+    Raises `BackupError` when `source` is not an existing file, `destination` exists and
+    `overwrite` is False, both name the same file, or the copy fails its checks.
+    """
+    if not source.is_file():
+        raise BackupError(f"The database file {source} was not found.")
+    if destination.exists():
+        if _same_file(source, destination):
+            raise BackupError("The backup path is the database file itself; choose another path.")
+        if not overwrite:
+            raise BackupError(
+                f"{destination} already exists. Choose a new path, or pass --overwrite."
+            )
+    destination.parent.mkdir(parents=True, exist_ok=True)
+
+    partial = _partial_path(destination)
+    try:
+        _create_private_file(partial)
+        with _connect(source, read_only=False) as src, _connect(partial) as dst:
+            src.backup(dst)
+            # The copy inherits WAL mode from the live file; DELETE makes it one self-contained
+            # file that can be moved and opened read-only.
+            dst.execute("PRAGMA journal_mode=DELETE")
+        report = verify_backup(partial)
+        _fsync(partial)
+        os.replace(partial, destination)
+        _fsync_directory(destination.parent)
+    except sqlite3.Error as error:
+        raise BackupError(f"The backup failed: {_sqlite_reason(error)}.") from error
+    except OSError as error:
+        raise BackupError(
+            f"The backup could not be written to {destination}: {error.strerror or error}."
+        ) from error
+    finally:
+        partial.unlink(missing_ok=True)
+
+    final = BackupReport(destination, report.size_bytes, report.sha256, report.revision)
+    log.info(
+        "database_backed_up",
+        source=str(source),
+        destination=str(destination),
+        size_bytes=final.size_bytes,
+        sha256=final.sha256,
+        revision=final.revision,
+    )
+    return final
+
+
+def verify_backup(path: Path) -> BackupReport:
+    """Check a backup file: SQLite integrity, foreign keys and a Pay2Slay migration revision.
+
+    Opens the file read-only and changes nothing. Raises `BackupError` naming the problem.
+    """
+    return _check_database(path, read_only=True)
+
+
+def _check_database(path: Path, *, read_only: bool) -> BackupReport:
+    if not path.is_file():
+        raise BackupError(f"The database file {path} was not found.")
+    try:
+        with _connect(path, read_only=read_only) as connection:
+            problems = [str(row[0]) for row in connection.execute("PRAGMA integrity_check")]
+            if problems != ["ok"]:
+                shown = "; ".join(problems[:5])
+                raise BackupError(f"{path} failed the SQLite integrity check: {shown}.")
+            dangling = connection.execute("PRAGMA foreign_key_check").fetchall()
+            if dangling:
+                tables = ", ".join(sorted({str(row[0]) for row in dangling}))
+                raise BackupError(f"{path} has rows that reference missing rows in: {tables}.")
+            revision = _read_revision(connection)
+    except sqlite3.DatabaseError as error:
+        reason = _sqlite_reason(error)
+        raise BackupError(f"{path} is not a readable SQLite database: {reason}.") from error
+
+    size, digest = _size_and_digest(path)
+    return BackupReport(path, size, digest, revision)
+
+
+def held_leases(target: Path, now: datetime) -> list[HeldLease]:
+    """Return the leases in the database file `target` that have not expired at `now`."""
+    if not target.is_file():
+        return []
+    # A short-lived synchronous engine, because a restore runs outside the event loop and
+    # the stdlib driver needs no extra package. The model's column types read the times.
+    engine = create_engine(f"sqlite:///{target}")
+    try:
+        # A database never migrated has no leases table, and so no lease to hold.
+        if not inspect(engine).has_table(Lease.__tablename__):
+            return []
+        with Session(engine) as session:
+            rows = session.scalars(select(Lease).where(Lease.expires_at > now)).all()
+            return [HeldLease(row.name, row.holder, row.expires_at) for row in rows]
+    finally:
+        engine.dispose()
+
+
+def restore_sqlite(
+    backup: Path, target: Path, *, now: datetime, keep_previous: bool = True
+) -> RestoreReport:
+    """Replace the contents of the database file `target` with a checked backup.
+
+    Refuses with `BackupError` when the backup fails its checks, comes from a newer Pay2Slay
+    (a migration revision this package does not have), or `target` holds an unexpired lease.
+    With `keep_previous`, the current `target` is first backed up next to it as
+    `<name>.before-restore-<UTC time>`.
+    """
+    report = verify_backup(backup)
+    if report.revision is None:
+        raise BackupError(f"{backup} is not a Pay2Slay database: it has no migration revision.")
+    if not _is_known_revision(report.revision):
+        raise BackupError(
+            f"{backup} is at migration revision {report.revision}, which this version of "
+            "Pay2Slay does not have. Install the version that wrote the backup, or a newer one."
+        )
+    if target.exists() and _same_file(backup, target):
+        raise BackupError("The backup file is the database file itself; nothing to restore.")
+
+    leases = held_leases(target, now)
+    if leases:
+        held = ", ".join(f"{lease.name} (held by {lease.holder})" for lease in leases)
+        raise BackupError(
+            f"The database is in use: these leases are held: {held}. Stop the bot, wait for "
+            "the leases to expire, then restore."
+        )
+
+    previous: Path | None = None
+    if keep_previous and target.is_file():
+        stamp = now.strftime("%Y%m%dT%H%M%SZ")
+        previous = target.with_name(f"{target.name}.before-restore-{stamp}")
+        backup_sqlite(target, previous)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _connect(backup, read_only=True) as src, _connect(target, create=True) as dst:
+            src.backup(dst)
+        # The target may be in WAL mode, which a read-only connection cannot always open.
+        restored = _check_database(target, read_only=False)
+    except sqlite3.Error as error:
+        raise BackupError(f"The restore failed: {_sqlite_reason(error)}.") from error
+
+    log.info(
+        "database_restored",
+        backup=str(backup),
+        target=str(target),
+        revision=restored.revision,
+        previous_copy=None if previous is None else str(previous),
+    )
+    return RestoreReport(report, target, previous)
+
+
+@contextmanager
+def _connect(
+    path: Path, *, read_only: bool = False, create: bool = False
+) -> Iterator[sqlite3.Connection]:
+    # Neither mode=ro nor mode=rw creates a file, so a mistyped source path fails instead of
+    # producing an empty database. Only a restore target may be created (mode=rwc).
+    if read_only:
+        mode = "ro"
+    elif create:
+        mode = "rwc"
+    else:
+        mode = "rw"
+    uri = f"{path.resolve().as_uri()}?mode={mode}"
+    connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+    with closing(connection):
+        yield connection
+
+
+def _read_revision(connection: sqlite3.Connection) -> str | None:
+    exists = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+    ).fetchone()
+    if exists is None:
+        return None
+    row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _is_known_revision(revision: str) -> bool:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return any(script.revision == revision for script in scripts.walk_revisions())
+
+
+def _partial_path(destination: Path) -> Path:
+    return destination.with_name(f".{destination.name}.partial-{secrets.token_hex(4)}")
+
+
+def _create_private_file(path: Path) -> None:
+    # The database holds Discord IDs, wallet addresses and signed blocks, so the copy is
+    # readable by its owner only, from the moment it exists.
+    descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(descriptor)
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.samefile(second)
+    except OSError:
+        return False
+
+
+def _size_and_digest(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(_READ_CHUNK_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as stream:
+        os.fsync(stream.fileno())
+
+
+def _fsync_directory(path: Path) -> None:
+    # The rename is durable only once the directory entry is on disk.
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _sqlite_reason(error: sqlite3.Error) -> str:
+    # sqlite3 messages name the failure ("database is locked", "file is not a database")
+    # and never contain row data.
+    return str(error) or type(error).__name__

@@ -1,0 +1,191 @@
+"""Backup and restore of a real SQLite file with ledger rows, through the API and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import stat
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.cli import main
+from core.db import Database
+from core.db.backup import BackupError, backup_sqlite, held_leases, restore_sqlite, verify_backup
+from core.db.locking import SettlementLock
+from core.db.migrate import head_revision
+from core.db.models import Payout, PayoutState, Player
+from tests.integration.ops.helpers_ops import NOW, add_ledger, ledger_counts
+
+
+@pytest.fixture
+async def live(tmp_path: Path, sqlite_template: Path) -> tuple[Path, Database]:
+    path = tmp_path / "data" / "pay2slay.db"
+    path.parent.mkdir()
+    shutil.copyfile(sqlite_template, path)
+    db = Database.from_url(f"sqlite:///{path}")
+    await add_ledger(db, 5)
+    return path, db
+
+
+async def test_backup_while_writing_then_restore(
+    live: tuple[Path, Database], tmp_path: Path
+) -> None:
+    path, db = live
+    backup = tmp_path / "backups" / "first.db"
+    try:
+        before = await ledger_counts(db)
+
+        # A writer keeps committing while the backup runs; the copy is one consistent snapshot.
+        writer = asyncio.create_task(add_ledger(db, 20, first=100))
+        report = await asyncio.to_thread(backup_sqlite, path, backup)
+        await writer
+
+        assert report.revision == head_revision()
+        assert report.size_bytes == backup.stat().st_size
+        assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+        assert verify_backup(backup).sha256 == report.sha256
+
+        # Change the live database after the backup; the restore must undo this.
+        async with db.write() as session:
+            await session.execute(update(Player).values(frozen=True))
+            await session.execute(update(Payout).values(state=PayoutState.FAILED))
+        assert (await ledger_counts(db)).players == before.players + 20
+    finally:
+        await db.dispose()
+
+    restored = restore_sqlite(backup, path, now=NOW)
+
+    assert restored.previous_copy is not None
+    assert restored.previous_copy.exists()
+    db = Database.from_url(f"sqlite:///{path}")
+    try:
+        counts = await ledger_counts(db)
+    finally:
+        await db.dispose()
+    snapshot = Database.from_url(f"sqlite:///{backup}")
+    try:
+        in_backup = await ledger_counts(snapshot)
+    finally:
+        await snapshot.dispose()
+    assert counts == in_backup
+    # add_ledger commits all its players in one transaction, so the snapshot has all or none.
+    assert counts.players in (before.players, before.players + 20)
+    assert counts.accruals == 2 * counts.players
+    assert counts.paid_raw == counts.payouts * 3 * 21 * 10**28
+    db = Database.from_url(f"sqlite:///{path}")
+    try:
+        async with db.read() as session:
+            frozen = (await session.scalars(select(Player).where(Player.frozen))).all()
+            states = set((await session.scalars(select(Payout.state))).all())
+    finally:
+        await db.dispose()
+    assert frozen == []
+    assert states == {PayoutState.CONFIRMED}
+
+
+async def test_restore_refused_while_lease_held(
+    live: tuple[Path, Database], tmp_path: Path
+) -> None:
+    path, db = live
+    backup = tmp_path / "b.db"
+    try:
+        backup_sqlite(path, backup)
+        lock = SettlementLock(db, clock=lambda: NOW)
+        assert await lock.try_acquire("settlement", "host:1:abc", timedelta(minutes=10))
+
+        with pytest.raises(BackupError, match=r"settlement \(held by host:1:abc\)"):
+            restore_sqlite(backup, path, now=NOW)
+        assert [lease.name for lease in held_leases(path, NOW)] == ["settlement"]
+
+        # Once the lease has expired the restore goes ahead.
+        assert held_leases(path, NOW + timedelta(minutes=11)) == []
+    finally:
+        await db.dispose()
+    report = restore_sqlite(backup, path, now=NOW + timedelta(minutes=11), keep_previous=False)
+    assert report.previous_copy is None
+
+
+def test_backup_refuses_existing_destination(tmp_path: Path, sqlite_template: Path) -> None:
+    source = tmp_path / "live.db"
+    shutil.copyfile(sqlite_template, source)
+    destination = tmp_path / "b.db"
+    destination.write_bytes(b"keep me")
+
+    with pytest.raises(BackupError, match="already exists"):
+        backup_sqlite(source, destination)
+    assert destination.read_bytes() == b"keep me"
+
+    backup_sqlite(source, destination, overwrite=True)
+    assert verify_backup(destination).revision == head_revision()
+
+    with pytest.raises(BackupError, match="database file itself"):
+        backup_sqlite(source, source, overwrite=True)
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_corrupt_backup_rejected(tmp_path: Path, sqlite_template: Path) -> None:
+    target = tmp_path / "live.db"
+    shutil.copyfile(sqlite_template, target)
+    original = target.read_bytes()
+    corrupt = tmp_path / "corrupt.db"
+    data = bytearray(sqlite_template.read_bytes())
+    # Overwrite the middle of the file, past the header, with garbage.
+    data[8192:12288] = b"\xff" * 4096
+    corrupt.write_bytes(bytes(data))
+
+    with pytest.raises(BackupError, match=r"integrity check|not a readable SQLite database"):
+        restore_sqlite(corrupt, target, now=NOW)
+    assert target.read_bytes() == original
+
+    not_sqlite = tmp_path / "text.db"
+    not_sqlite.write_text("hello")
+    with pytest.raises(BackupError, match="not a readable SQLite database"):
+        verify_backup(not_sqlite)
+
+
+def test_backup_from_unknown_revision_rejected(tmp_path: Path, sqlite_template: Path) -> None:
+    newer = tmp_path / "newer.db"
+    shutil.copyfile(sqlite_template, newer)
+    with sqlite3.connect(newer) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+    connection.close()
+
+    with pytest.raises(BackupError, match="revision 9999"):
+        restore_sqlite(newer, tmp_path / "live.db", now=NOW)
+
+    plain = tmp_path / "plain.db"
+    sqlite3.connect(plain).close()
+    with pytest.raises(BackupError, match="no migration revision"):
+        restore_sqlite(plain, tmp_path / "live.db", now=NOW)
+
+
+async def test_cli_backup_and_restore(
+    live: tuple[Path, Database], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, db = live
+    await db.dispose()
+    url = f"sqlite+aiosqlite:///{path}"
+    backup = tmp_path / "cli.db"
+
+    code = await asyncio.to_thread(main, ["db", "backup", str(backup), "--database-url", url])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "integrity ok" in captured.out
+
+    path.unlink()
+    code = await asyncio.to_thread(
+        main, ["db", "restore", str(backup), "--yes", "--database-url", url]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"restored {path}" in captured.out
+
+    db = Database.from_url(url)
+    try:
+        assert (await ledger_counts(db)).players == 5
+    finally:
+        await db.dispose()
