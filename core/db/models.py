@@ -22,11 +22,18 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from core.db.types import RawAmount, UtcDateTime
+from core.db.types import (
+    BlockHash,
+    RawAmount,
+    UtcDateTime,
+    non_negative_check,
+    raw_amount_check,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -120,8 +127,9 @@ class EpicLink(Base):
     """A player's Epic account as Yunite reported it, with the kill cursor for that account.
 
     A relink deactivates the old row (its cursor is frozen) and adds a new one with a fresh
-    baseline. `epic_account_id` is unique across all rows, so an Epic account can only ever
-    belong to one player.
+    baseline. `epic_account_id` is unique across all rows, so an Epic account belongs to one
+    player at a time. Only an admin can move it to another player, and only while it is
+    inactive (`reassign_epic_account`).
     """
 
     __tablename__ = "epic_links"
@@ -155,6 +163,15 @@ class EpicLink(Base):
     stats_state_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     # Consecutive readings below the cursor; a reset is accepted only past a threshold.
     lower_reading_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Time of the last successful reading. The kill rate is measured from it and from
+    # `last_reading_kills`.
+    last_ok_read_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    # When the link or its player last became eligible again after a break (back in the
+    # guild, unfrozen, link restored). Readings fetched before it are ignored.
+    resumed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    # True from such a return until the next successful reading. That reading moves the cursor
+    # without accruing, so kills made while ineligible never pay.
+    rebaseline_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class VerificationRecord(Base):
@@ -187,6 +204,9 @@ class Accrual(Base):
         Index("ix_accruals_open_by_player", "player_id", "status", "payout_id"),
         Index("ix_accruals_payout", "payout_id"),
         Index("ix_accruals_status_created", "status", "payout_id", "created_at"),
+        non_negative_check("kills"),
+        raw_amount_check("raw_per_kill"),
+        raw_amount_check("amount_raw"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -215,6 +235,10 @@ class Payout(Base):
     __table_args__ = (
         Index("ix_payouts_player_created", "player_id", "created_at"),
         Index("ix_payouts_state", "state"),
+        # Settlement reads this week's payouts of every player for the caps.
+        Index("ix_payouts_created", "created_at"),
+        non_negative_check("kills"),
+        raw_amount_check("amount_raw"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -226,7 +250,7 @@ class Payout(Base):
     dry_run: Mapped[bool] = mapped_column(Boolean)
     # Sent as the node-wallet `send` id, so a repeated call returns the first block.
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
-    block_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    block_hash: Mapped[str | None] = mapped_column(BlockHash, unique=True, default=None)
     block_json: Mapped[str | None] = mapped_column(Text, default=None)
     failure_reason: Mapped[str | None] = mapped_column(Text, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -256,7 +280,10 @@ class PayoutAccrual(Base):
 
 class SettlementRun(Base):
     __tablename__ = "settlement_runs"
-    __table_args__ = (Index("ix_settlement_runs_started", "started_at"),)
+    __table_args__ = (
+        Index("ix_settlement_runs_started", "started_at"),
+        raw_amount_check("paid_raw"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -356,9 +383,10 @@ class ReceivedBlock(Base):
     """A block received into the operator account (donation or top-up), recorded once."""
 
     __tablename__ = "received_blocks"
+    __table_args__ = (raw_amount_check("amount_raw"),)
 
-    block_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    source_block_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    block_hash: Mapped[str] = mapped_column(BlockHash, primary_key=True)
+    source_block_hash: Mapped[str] = mapped_column(BlockHash, unique=True)
     amount_raw: Mapped[int] = mapped_column(RawAmount)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
@@ -374,6 +402,8 @@ class PeriodTotal(Base):
     __table_args__ = (
         Index("ix_period_totals_kills", "period", "period_start", "kills"),
         Index("ix_period_totals_paid", "period", "period_start", "paid_raw"),
+        non_negative_check("kills"),
+        raw_amount_check("paid_raw"),
     )
 
     period: Mapped[str] = mapped_column(String(8), primary_key=True)

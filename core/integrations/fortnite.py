@@ -29,6 +29,11 @@ log = structlog.get_logger(__name__)
 
 _EPIC_ACCOUNT_ID = re.compile(r"[0-9a-fA-F]{32}")
 
+# The highest lifetime kill count taken as real. A player with 100 kills every day for 30
+# years would have about 1.1 million, so a count above this is a broken reply. It is reported
+# as unavailable, and no baseline or accrual is ever made from it.
+MAX_PLAUSIBLE_KILLS = 10**9
+
 # Query parameter names are camelCase. The API ignores unknown names and serves its default
 # window, and only the lifetime window never restarts, so the kill cursor depends on this.
 _STATS_QUERY = {"timeWindow": "lifetime", "image": "none"}
@@ -49,7 +54,7 @@ class StatsReading:
 
     `kills` is the lifetime kill count and is set only when `state` is OK. `reason` is a short
     machine-readable cause for UNAVAILABLE (for example `rate_limited`, `timeout`, `http_503`,
-    `invalid_body`), and None otherwise.
+    `invalid_body`, `implausible_kills`), and None otherwise.
     """
 
     epic_account_id: str
@@ -102,8 +107,8 @@ class StatsClient:
 
     Retries: 5xx replies, time-outs and connection errors are retried up to `max_attempts`
     requests in all, with jittered exponential backoff. A 429 pauses the shared limiter until
-    the reset time the reply gives and is retried once if that time is at most
-    `max_rate_limit_wait_seconds` away.
+    the reset time the reply gives, but never longer than `MAX_PAUSE_SECONDS`, and is retried
+    once if that time is at most `max_rate_limit_wait_seconds` away.
     """
 
     def __init__(
@@ -237,6 +242,14 @@ class StatsClient:
         except MalformedResponseError as error:
             log.warning("stats_reply_invalid", epic_account_id=account_id, reason=str(error))
             return self._unavailable(account_id, "invalid_body")
+        if kills > MAX_PLAUSIBLE_KILLS:
+            log.warning(
+                "stats_kills_implausible",
+                epic_account_id=account_id,
+                kills=kills,
+                max_kills=MAX_PLAUSIBLE_KILLS,
+            )
+            return self._unavailable(account_id, "implausible_kills")
         return StatsReading(account_id, StatsState.OK, kills, self._clock())
 
     def _reading(self, account_id: str, state: StatsState) -> StatsReading:
@@ -265,6 +278,11 @@ def extract_lifetime_kills(body: object, epic_account_id: str) -> int:
     stats = expect_object(data.get("stats"), "data.stats")
     if "all" not in stats:
         raise MalformedResponseError("data.stats.all is missing")
+    # NOTE: the API documents a null block as "no matches", so it reads as 0 kills. If it ever
+    # served null for a player who has kills, a first reading would set the baseline at 0 and
+    # the next real count would look like new kills. The kill-rate hold catches that jump when
+    # an OK reading came shortly before it. After a long run of failed readings the jump is
+    # spread over the whole gap, so it can stay under the rate and accrue as open.
     if stats["all"] is None:
         return 0
 

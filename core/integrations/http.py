@@ -9,6 +9,11 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+import structlog
+
+from core.integrations.rate_limit import MAX_PAUSE_SECONDS
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
@@ -39,25 +44,35 @@ def create_http_client(timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.AsyncC
     return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
 
 
-def seconds_until_reset(headers: Mapping[str, str], now: datetime) -> float | None:
+def seconds_until_reset(
+    headers: Mapping[str, str], now: datetime, *, max_seconds: float = MAX_PAUSE_SECONDS
+) -> float | None:
     """Return the wait in seconds that a 429 reply's headers request, or None if they give none.
 
     `X-Ratelimit-Reset` is read first: a value from 10**9 up is a Unix time in seconds (from
     10**12 up, in milliseconds), a smaller one is a number of seconds from now.
-    `Retry-After` is either seconds or an HTTP date. A time in the past gives 0.
+    `Retry-After` is either seconds or an HTTP date. A time in the past gives 0, and a wait
+    longer than `max_seconds` gives `max_seconds` (logged).
     """
     lowered = {name.lower(): value for name, value in headers.items()}
 
+    delay: float | None = None
     reset = lowered.get("x-ratelimit-reset")
     if reset is not None:
         delay = _parse_reset_value(reset.strip(), now)
-        if delay is not None:
-            return delay
 
     retry_after = lowered.get("retry-after")
-    if retry_after is not None:
-        return _parse_retry_after(retry_after.strip(), now)
-    return None
+    if delay is None and retry_after is not None:
+        delay = _parse_retry_after(retry_after.strip(), now)
+
+    if delay is not None and delay > max_seconds:
+        log.warning(
+            "rate_limit_wait_clamped",
+            requested_seconds=round(delay, 3),
+            max_seconds=max_seconds,
+        )
+        return max_seconds
+    return delay
 
 
 def _parse_reset_value(value: str, now: datetime) -> float | None:

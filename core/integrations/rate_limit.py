@@ -17,6 +17,11 @@ Sleep = Callable[[float], Awaitable[None]]
 
 WINDOW_SECONDS = 60.0
 
+# The maximum pause in seconds that one 429 reply can cause. Reset headers are upstream input,
+# and a broken or hostile value (a reset time thousands of years away) would otherwise stop
+# every caller for good. After a capped pause, a further 429 pauses again.
+MAX_PAUSE_SECONDS = 300.0
+
 
 class RateLimiter:
     """Allow at most `per_minute` acquisitions in any rolling 60-second window.
@@ -25,6 +30,8 @@ class RateLimiter:
     because only the caller at the head of the queue holds the lock while it sleeps.
     `pause_until` blocks every caller, which is how a 429 reset time from the upstream API
     reaches callers that did not see it.
+
+    A pause longer than `max_pause_seconds` from now is cut to that length and logged.
 
     The counters `acquired`, `waits`, `waited_seconds` and `pauses` only grow. `on_wait`,
     when given, is called with the seconds each waiting caller waited.
@@ -37,14 +44,20 @@ class RateLimiter:
         monotonic: Monotonic = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         on_wait: Callable[[float], None] | None = None,
+        max_pause_seconds: float = MAX_PAUSE_SECONDS,
     ) -> None:
         if isinstance(per_minute, bool) or not isinstance(per_minute, int) or per_minute < 1:
             raise ValueError(f"per_minute must be a positive integer, got {per_minute!r}")
+        if not math.isfinite(max_pause_seconds) or max_pause_seconds < 0:
+            raise ValueError(
+                f"max_pause_seconds must be a finite number of seconds, got {max_pause_seconds!r}"
+            )
 
         self._per_minute = per_minute
         self._monotonic = monotonic
         self._sleep = sleep
         self._on_wait = on_wait
+        self._max_pause_seconds = max_pause_seconds
         self._granted_at: deque[float] = deque()
         self._paused_until = -math.inf
         self._lock = asyncio.Lock()
@@ -91,13 +104,23 @@ class RateLimiter:
     def pause_until(self, resume_at: float) -> None:
         """Make every caller wait until the monotonic time `resume_at`.
 
-        A pause never shortens an earlier, longer one.
+        A pause never shortens an earlier, longer one, and never ends more than
+        `max_pause_seconds` from now.
         """
+        now = self._monotonic()
+        latest = now + self._max_pause_seconds
+        if not resume_at <= latest:
+            log.warning(
+                "rate_limiter_pause_clamped",
+                requested_seconds=round(resume_at - now, 3),
+                max_pause_seconds=self._max_pause_seconds,
+            )
+            resume_at = latest
         if resume_at <= self._paused_until:
             return
         self._paused_until = resume_at
         self.pauses += 1
-        log.info("rate_limiter_paused", resume_in_seconds=round(resume_at - self._monotonic(), 3))
+        log.info("rate_limiter_paused", resume_in_seconds=round(resume_at - now, 3))
 
     def pause_for(self, seconds: float) -> None:
         """Make every caller wait `seconds` from now."""

@@ -52,7 +52,13 @@ NODE_RPC_OUTCOMES = ("ok", "error", "timeout", "unavailable", "invalid_response"
 
 ACCRUAL_KINDS = ("open", "held")
 
-ABUSE_FLAG_KINDS = ("kill_rate", "epic_account_conflict", "wallet_in_use", "kill_count_drop")
+ABUSE_FLAG_KINDS = (
+    "kill_rate",
+    "epic_account_conflict",
+    "wallet_in_use",
+    "kill_count_drop",
+    "implausible_kills",
+)
 
 OAUTH_OUTCOMES = (
     "ok",

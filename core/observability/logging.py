@@ -54,6 +54,7 @@ _LEADING_KEYS = ("timestamp", "level", "logger", "event")
 _THIRD_PARTY_PREFIXES = (
     "alembic",
     "aiohttp",
+    "aiosqlite",
     "apscheduler",
     "asyncio",
     "discord",
@@ -62,7 +63,7 @@ _THIRD_PARTY_PREFIXES = (
     "sqlalchemy",
 )
 
-# Minimum levels for library loggers that are too verbose, or record too much, at INFO.
+# Minimum levels for library loggers that are too verbose, or record too much, at INFO or DEBUG.
 _THIRD_PARTY_LEVELS = {
     # One line per request that includes the client IP address, which the faucet does not keep.
     # The side server logs its own request lines with a correlation id.
@@ -71,6 +72,16 @@ _THIRD_PARTY_LEVELS = {
     "apscheduler.executors.default": logging.WARNING,
     # SQL statements with their parameters at INFO.
     "sqlalchemy.engine": logging.WARNING,
+    # Two lines per database call at DEBUG, with the SQL parameters in the call's repr.
+    "aiosqlite": logging.WARNING,
+    # One INFO line per request with its full URL and query string; the integration
+    # clients log failures as events of their own.
+    "httpx": logging.WARNING,
+    # Ten DEBUG lines per request, one for each step of the transport.
+    "httpcore": logging.WARNING,
+    # Mapper set-up (one INFO line per mapped column at the first query) and pool events.
+    "sqlalchemy.orm": logging.WARNING,
+    "sqlalchemy.pool": logging.WARNING,
 }
 
 _VALID_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -110,7 +121,7 @@ class _AiohttpServerFilter(logging.Filter):
     aiohttp (3.14) logs a request it cannot parse, such as a request line over 8190 bytes or a
     URL with control characters, as "Error handling request from <address>" at ERROR, with the
     parser's exception, whose message quotes the request line. For the OAuth callback that
-    line holds the code and the state. Such a record becomes `http_request_rejected` at
+    line contains the code and the state. Such a record becomes `http_request_rejected` at
     WARNING (or its own level when lower) with the exception class and status code, without
     the traceback. Other records with the address keep their traceback and lose the address.
     """

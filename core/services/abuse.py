@@ -13,6 +13,9 @@ Kinds of flag:
 - `wallet_in_use`: a player tried to register a wallet that another player has, which is how
   one person farms with several Discord accounts. The wallet is refused; the flag has no
   accrual.
+- `implausible_kills`: a reading's kill count was above the plausible maximum, or its new
+  kills were worth more than 2**128 - 1 raw. Nothing accrued and the cursor stayed; the flag
+  has no accrual. One open flag per Epic account.
 
 Resolving a flag with an accrual releases it (held to open) or voids it; a flag without one
 is only closed. Every resolution is audited.
@@ -45,6 +48,7 @@ KILL_RATE = "kill_rate"
 KILL_COUNT_DROP = "kill_count_drop"
 EPIC_ACCOUNT_CONFLICT = "epic_account_conflict"
 WALLET_IN_USE = "wallet_in_use"
+IMPLAUSIBLE_KILLS = "implausible_kills"
 
 FlagDetailValue = str | int | bool | None
 

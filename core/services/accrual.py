@@ -2,60 +2,70 @@
 
 The rules, all inside the caller's write transaction:
 
+- A reading fetched before the link was linked or last came back after a break is stale and
+  changes nothing: it may show kills made on another account's watch or while ineligible.
 - A reading that is not OK (private, not found, unavailable) only records the stats state.
   It never sets a baseline and never moves the cursor.
+- A kill count above `MAX_PLAUSIBLE_KILLS`, or new kills worth more than 2**128 - 1 raw (more
+  than any Banano account can hold), accrues nothing: the cursor stays and an
+  `implausible_kills` flag is opened for review.
 - The first OK reading sets the baseline and the cursor to its kill count K. Kills before it
   never pay.
+- The link or its player may come back after a break (back in the guild, unfrozen, link
+  restored). The first OK reading after that moves the baseline and the cursor up to K without
+  accruing. It is audited as `cursor_rebaselined` with reason `resumed_after_break` and the
+  skipped kill count. Kills made while ineligible never pay, and earlier accruals are kept.
 - K above the cursor creates one accrual of K - cursor kills at the configured raw per kill,
   moves the cursor to K and adds the kills to the period totals.
 - K below the cursor accrues nothing. It is recorded (log line and `last_reading_kills`) and
   counted. After `reset_lower_readings` lower readings in a row, the stats were really reset:
-  the baseline and the cursor move down to K, which is audited and opens a `kill_count_drop`
-  flag. K equal to the cursor ends a run of lower readings.
+  the baseline and the cursor move down to K, which is audited (`cursor_rebaselined` with
+  reason `kill_count_drop`) and opens a `kill_count_drop` flag. K equal to the cursor ends a
+  run of lower readings.
 - An accrual whose kills came faster than `kill_rate_per_min` is held for review with a
-  `kill_rate` flag. An accrual that covers kill counts below a cursor that an unresolved drop
-  moved down is held with a `kill_count_drop` flag, because those kills may have been paid
-  before the drop.
+  `kill_rate` flag. The rate is measured from the last OK reading, whatever failed after it.
+  An accrual that covers kill counts below a cursor that an unresolved drop moved down is held
+  with a `kill_count_drop` flag, because those kills may have been paid before the drop.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import (
-    AbuseFlag,
-    AbuseFlagStatus,
-    Accrual,
-    AccrualStatus,
-    EpicLink,
-)
+from core.db.models import Accrual, AccrualStatus, EpicLink
 from core.db.models import StatsState as StoredStatsState
 from core.integrations.fortnite import StatsReading, StatsState
 from core.observability.metrics import Metrics
-from core.services.abuse import KILL_COUNT_DROP, KILL_RATE, open_flag, parse_detail
-from core.services.audit import record_audit
+from core.services.abuse import IMPLAUSIBLE_KILLS, KILL_COUNT_DROP, KILL_RATE, open_flag
+from core.services.accrual_holds import (
+    RateWindow,
+    flag_implausible,
+    implausible_reason,
+    rate_exceeded,
+    rate_window,
+    unresolved_drop_cursor,
+)
+from core.services.rebaseline import rebaseline_after_break, rebaseline_after_drop
 from core.services.totals import add_to_period_totals
 
 log = structlog.get_logger(__name__)
-
-# The kill rate is measured over at least this long, so two readings moments apart do not
-# turn a handful of kills into an enormous rate.
-MIN_RATE_WINDOW = timedelta(minutes=1)
 
 
 class ReadingResult(enum.StrEnum):
     """The effect of one reading on the Epic link."""
 
+    STALE = "stale"
     NOT_OK = "not_ok"
+    IMPLAUSIBLE = "implausible"
     BASELINE_SET = "baseline_set"
+    REBASELINED_AFTER_BREAK = "rebaselined_after_break"
     ACCRUED = "accrued"
     HELD = "held"
     UNCHANGED = "unchanged"
@@ -72,7 +82,10 @@ class AbusePolicy:
 
 @dataclass(frozen=True, slots=True)
 class ReadingOutcome:
-    """The effect of one reading: the result, the cursor after it and any accrual created."""
+    """The effect of one reading: the result, the cursor after it and any accrual created.
+
+    `skipped_kills` is the number of kills a re-baseline after a break left unpaid.
+    """
 
     result: ReadingResult
     stats_state: StoredStatsState
@@ -81,6 +94,7 @@ class ReadingOutcome:
     kills: int = 0
     amount_raw: int = 0
     flag_kind: str | None = None
+    skipped_kills: int = 0
 
 
 async def apply_reading(
@@ -107,37 +121,61 @@ async def apply_reading(
     if reset_lower_readings < 1:
         raise ValueError("reset_lower_readings must be at least 1")
 
-    previous_state = link.stats_state
-    previous_read_at = link.last_read_at
-    state = StoredStatsState(reading.state.value)
-    if state is not previous_state:
-        link.stats_state = state
-        link.stats_state_at = now
-    link.last_read_at = now
+    valid_from = readings_valid_from(link)
+    if reading.read_at < valid_from:
+        log.info(
+            "stats_reading_stale",
+            epic_link_id=link.id,
+            player_id=link.player_id,
+            read_at=reading.read_at,
+            valid_from=valid_from,
+        )
+        return ReadingOutcome(ReadingResult.STALE, link.stats_state, link.cursor_kills)
 
+    link.last_read_at = now
     if reading.state is not StatsState.OK or reading.kills is None:
+        state = StoredStatsState(reading.state.value)
+        _record_state(link, state, now)
         return ReadingOutcome(ReadingResult.NOT_OK, state, link.cursor_kills)
 
     kills = reading.kills
+    implausible = implausible_reason(link, kills, raw_per_kill)
+    if implausible is not None:
+        _record_state(link, StoredStatsState.UNAVAILABLE, now)
+        await flag_implausible(session, link, kills, reason=implausible, now=now, metrics=metrics)
+        return ReadingOutcome(
+            ReadingResult.IMPLAUSIBLE,
+            link.stats_state,
+            link.cursor_kills,
+            flag_kind=IMPLAUSIBLE_KILLS,
+        )
+
+    _record_state(link, StoredStatsState.OK, now)
+    previous_ok_at = link.last_ok_read_at
+    previous_ok_kills = link.last_reading_kills
+    link.last_ok_read_at = now
     link.last_reading_kills = kills
 
     if link.cursor_kills is None:
-        link.baseline_kills = kills
-        link.baseline_at = now
-        link.cursor_kills = kills
-        link.lower_reading_count = 0
-        log.info(
-            "epic_link_baseline_set",
-            epic_link_id=link.id,
-            player_id=link.player_id,
-            baseline_kills=kills,
-        )
-        return ReadingOutcome(ReadingResult.BASELINE_SET, state, kills)
+        return _set_baseline(link, kills, now)
+
+    if link.rebaseline_pending:
+        link.rebaseline_pending = False
+        if kills > link.cursor_kills:
+            skipped = rebaseline_after_break(session, link, kills, now=now)
+            return ReadingOutcome(
+                ReadingResult.REBASELINED_AFTER_BREAK,
+                StoredStatsState.OK,
+                kills,
+                skipped_kills=skipped,
+            )
+        # Not above the cursor: there are no kills from the break to skip, and the equal or
+        # lower reading follows the usual rules below.
 
     cursor = link.cursor_kills
     if kills == cursor:
         link.lower_reading_count = 0
-        return ReadingOutcome(ReadingResult.UNCHANGED, state, cursor)
+        return ReadingOutcome(ReadingResult.UNCHANGED, StoredStatsState.OK, cursor)
 
     if kills < cursor:
         return _apply_lower_reading(
@@ -150,7 +188,7 @@ async def apply_reading(
         )
 
     link.lower_reading_count = 0
-    rate_since = await _rate_window_start(session, link, previous_state, previous_read_at)
+    window = await rate_window(session, link, previous_ok_at, previous_ok_kills)
     return await _accrue(
         session,
         link,
@@ -158,10 +196,43 @@ async def apply_reading(
         raw_per_kill=raw_per_kill,
         zone=zone,
         now=now,
-        rate_since=rate_since,
+        window=window,
         abuse_policy=abuse_policy,
         metrics=metrics,
     )
+
+
+def readings_valid_from(link: EpicLink) -> datetime:
+    """Return the earliest fetch time of a reading that may change the link.
+
+    That is when the link was made (or remade by a relink) or last came back after a break,
+    whichever is later. An older reading may show kills made on another account's watch or
+    while the player was ineligible.
+    """
+    if link.resumed_at is not None and link.resumed_at > link.linked_at:
+        return link.resumed_at
+    return link.linked_at
+
+
+def _set_baseline(link: EpicLink, kills: int, now: datetime) -> ReadingOutcome:
+    link.baseline_kills = kills
+    link.baseline_at = now
+    link.cursor_kills = kills
+    link.lower_reading_count = 0
+    link.rebaseline_pending = False
+    log.info(
+        "epic_link_baseline_set",
+        epic_link_id=link.id,
+        player_id=link.player_id,
+        baseline_kills=kills,
+    )
+    return ReadingOutcome(ReadingResult.BASELINE_SET, StoredStatsState.OK, kills)
+
+
+def _record_state(link: EpicLink, state: StoredStatsState, now: datetime) -> None:
+    if state is not link.stats_state:
+        link.stats_state = state
+        link.stats_state_at = now
 
 
 def _apply_lower_reading(
@@ -187,37 +258,13 @@ def _apply_lower_reading(
     if link.lower_reading_count < reset_lower_readings:
         return ReadingOutcome(ReadingResult.LOWER, link.stats_state, cursor)
 
-    previous_baseline = link.baseline_kills
-    link.baseline_kills = kills
-    link.baseline_at = now
-    link.cursor_kills = kills
-    link.lower_reading_count = 0
-
-    detail: dict[str, str | int | None] = {
-        "epic_account_id": link.epic_account_id,
-        "epic_link_id": link.id,
-        "previous_cursor_kills": cursor,
-        "previous_baseline_kills": previous_baseline,
-        "cursor_kills": kills,
-        "lower_readings": reset_lower_readings,
-    }
-    record_audit(
-        session, action="kill_cursor_rebaselined", at=now, player_id=link.player_id, detail=detail
-    )
-    open_flag(
+    rebaseline_after_drop(
         session,
-        player_id=link.player_id,
-        kind=KILL_COUNT_DROP,
+        link,
+        kills,
+        lower_readings=reset_lower_readings,
         now=now,
         metrics=metrics,
-        detail=detail,
-    )
-    log.warning(
-        "kill_cursor_rebaselined",
-        epic_link_id=link.id,
-        player_id=link.player_id,
-        previous_cursor_kills=cursor,
-        cursor_kills=kills,
     )
     return ReadingOutcome(ReadingResult.REBASELINED, link.stats_state, kills)
 
@@ -230,7 +277,7 @@ async def _accrue(
     raw_per_kill: int,
     zone: ZoneInfo,
     now: datetime,
-    rate_since: datetime,
+    window: RateWindow,
     abuse_policy: AbusePolicy,
     metrics: Metrics,
 ) -> ReadingOutcome:
@@ -245,13 +292,15 @@ async def _accrue(
         "cursor_to": kills,
         "kills": new_kills,
     }
-    drop_cursor = await _unresolved_drop_cursor(session, link)
+    drop_cursor = await unresolved_drop_cursor(session, link)
+    window_kills = kills - window.kills
     if drop_cursor is not None and cursor < drop_cursor:
         hold_kind = KILL_COUNT_DROP
         hold_detail["previous_cursor_kills"] = drop_cursor
-    elif _rate_exceeded(new_kills, now - rate_since, abuse_policy):
+    elif rate_exceeded(window_kills, now - window.since, abuse_policy.kill_rate_per_min):
         hold_kind = KILL_RATE
-        hold_detail["window_seconds"] = int((now - rate_since).total_seconds())
+        hold_detail["window_seconds"] = int((now - window.since).total_seconds())
+        hold_detail["window_kills"] = window_kills
         hold_detail["kill_rate_per_min"] = str(abuse_policy.kill_rate_per_min)
 
     accrual = Accrual(
@@ -318,57 +367,3 @@ async def _accrue(
         amount_raw=accrual.amount_raw,
         flag_kind=hold_kind,
     )
-
-
-async def _rate_window_start(
-    session: AsyncSession,
-    link: EpicLink,
-    previous_state: StoredStatsState,
-    previous_read_at: datetime | None,
-) -> datetime:
-    """Return the latest time at which the kill count was known to be at most the cursor.
-
-    After an OK reading that is that reading's time. After a failed one the last OK time is
-    not stored, so the window starts when the cursor last moved (the latest accrual of this
-    account, or the baseline), which can only make the measured rate lower.
-    """
-    if previous_state is StoredStatsState.OK and previous_read_at is not None:
-        return previous_read_at
-
-    last_accrual_at = await session.scalar(
-        select(func.max(Accrual.created_at)).where(
-            Accrual.epic_account_id == link.epic_account_id,
-            Accrual.parent_id.is_(None),
-        )
-    )
-    candidates = [moment for moment in (last_accrual_at, link.baseline_at) if moment is not None]
-    if not candidates:
-        return previous_read_at or link.linked_at
-    return max(candidates)
-
-
-def _rate_exceeded(new_kills: int, window: timedelta, policy: AbusePolicy) -> bool:
-    window = max(window, MIN_RATE_WINDOW)
-    minutes = Decimal(int(window.total_seconds() * 1_000_000)) / Decimal(60_000_000)
-    return Decimal(new_kills) > policy.kill_rate_per_min * minutes
-
-
-async def _unresolved_drop_cursor(session: AsyncSession, link: EpicLink) -> int | None:
-    """Return the highest cursor that an open drop flag of this account moved down from."""
-    flags = await session.scalars(
-        select(AbuseFlag).where(
-            AbuseFlag.player_id == link.player_id,
-            AbuseFlag.kind == KILL_COUNT_DROP,
-            AbuseFlag.status == AbuseFlagStatus.OPEN,
-            AbuseFlag.accrual_id.is_(None),
-        )
-    )
-    highest: int | None = None
-    for flag in flags:
-        detail = parse_detail(flag.detail)
-        if detail.get("epic_account_id") != link.epic_account_id:
-            continue
-        previous = detail.get("previous_cursor_kills")
-        if isinstance(previous, int) and not isinstance(previous, bool):
-            highest = previous if highest is None else max(highest, previous)
-    return highest

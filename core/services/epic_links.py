@@ -1,15 +1,21 @@
-"""State changes of a player's Epic link rows: deactivation, reactivation and relinks.
+"""State changes of a player's Epic link rows: deactivation, reactivation, relinks, returns.
 
 Audit entries go into the caller's transaction. Only one row per player may be active,
 which a partial unique index enforces.
+
+When a link or its player becomes eligible again after a break (link restored, back in the
+guild, unfrozen), `mark_resumed` records the time and sets `rebaseline_pending`. The poller's
+first OK reading after that moves the cursor to the reading without accruing, so kills made
+while ineligible never pay. Readings fetched before the return are ignored.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import ColumnClause, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import EpicLink, Player, StatsState
@@ -18,14 +24,48 @@ from core.services.audit import record_audit
 
 log = structlog.get_logger(__name__)
 
+# The bare column, so that SQLite matches the predicate of the partial unique index
+# `uq_epic_links_active_player` (WHERE active) and finds the active link with one lookup.
+# Untyped on purpose: SQLAlchemy renders a Boolean column as `active = 1` on SQLite, and
+# `is_(True)` as `active IS 1`, and with either SQLite walks every active link instead.
+ACTIVE_EPIC_LINK: ColumnClause[Any] = literal_column("epic_links.active")
+
 
 async def active_link(session: AsyncSession, player_id: int) -> EpicLink | None:
     """Return the player's active Epic link, locked for update, or None."""
     return await session.scalar(
-        select(EpicLink)
-        .where(EpicLink.player_id == player_id, EpicLink.active.is_(True))
-        .with_for_update()
+        select(EpicLink).where(EpicLink.player_id == player_id, ACTIVE_EPIC_LINK).with_for_update()
     )
+
+
+def mark_resumed(link: EpicLink, now: datetime, *, reason: str) -> bool:
+    """Record that `link` or its player became eligible again at `now`; return whether it did.
+
+    Sets `resumed_at` and `rebaseline_pending`, so the next OK reading re-baselines the
+    cursor. A link without a cursor needs nothing: its first OK reading sets the baseline.
+    """
+    if link.cursor_kills is None:
+        return False
+    link.resumed_at = now
+    link.rebaseline_pending = True
+    log.info(
+        "epic_link_rebaseline_pending",
+        epic_link_id=link.id,
+        player_id=link.player_id,
+        cursor_kills=link.cursor_kills,
+        reason=reason,
+    )
+    return True
+
+
+async def mark_player_resumed(
+    session: AsyncSession, player_id: int, now: datetime, *, reason: str
+) -> bool:
+    """Call `mark_resumed` on the player's active link, if any; return whether it was marked."""
+    link = await active_link(session, player_id)
+    if link is None:
+        return False
+    return mark_resumed(link, now, reason=reason)
 
 
 async def deactivate_link(session: AsyncSession, link: EpicLink, now: datetime) -> None:
@@ -82,7 +122,9 @@ async def reactivate_link(
     """Reactivate one of the player's own earlier links; return True if it resumed.
 
     The link resumes with its cursor when it was the player's latest link and nothing else is
-    active. Otherwise it is a relink to an earlier account, which gets a fresh baseline.
+    active. Its next OK reading then re-baselines the cursor (`mark_resumed`), so kills made
+    while it was inactive never pay. Otherwise it is a relink to an earlier account, which
+    gets a fresh baseline.
     """
     latest_id = await session.scalar(
         select(EpicLink.id)
@@ -95,6 +137,7 @@ async def reactivate_link(
     owned.date_verified = link.date_verified
 
     if previous is None and latest_id == owned.id:
+        pending = mark_resumed(owned, now, reason="link_restored")
         await session.flush()
         record_audit(
             session,
@@ -102,7 +145,11 @@ async def reactivate_link(
             at=now,
             actor_discord_id=actor_discord_id,
             player_id=player.id,
-            detail={"epic_account_id": owned.epic_account_id, "cursor_kills": owned.cursor_kills},
+            detail={
+                "epic_account_id": owned.epic_account_id,
+                "cursor_kills": owned.cursor_kills,
+                "rebaseline_pending": pending,
+            },
         )
         log.info("epic_link_resumed", player_id=player.id, epic_account_id=owned.epic_account_id)
         return True
@@ -120,13 +167,7 @@ async def reactivate_link(
         },
     )
     owned.linked_at = now
-    owned.baseline_kills = None
-    owned.baseline_at = None
-    owned.cursor_kills = None
-    owned.last_reading_kills = None
-    owned.lower_reading_count = 0
-    owned.stats_state = StatsState.UNREAD
-    owned.stats_state_at = None
+    reset_cursor(owned)
     await session.flush()
 
     if previous is not None:
@@ -161,3 +202,20 @@ def audit_relink(
         previous_epic_account_id=previous.epic_account_id,
         epic_account_id=epic_account_id,
     )
+
+
+def reset_cursor(link: EpicLink) -> None:
+    """Clear the link's baseline, cursor and reading history, so its next OK reading is a baseline.
+
+    The caller sets `linked_at`, which makes readings fetched before it stale.
+    """
+    link.baseline_kills = None
+    link.baseline_at = None
+    link.cursor_kills = None
+    link.last_reading_kills = None
+    link.last_ok_read_at = None
+    link.lower_reading_count = 0
+    link.stats_state = StatsState.UNREAD
+    link.stats_state_at = None
+    link.resumed_at = None
+    link.rebaseline_pending = False

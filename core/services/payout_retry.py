@@ -35,6 +35,7 @@ from core.db.models import (
 )
 from core.services.audit import record_audit
 from core.services.caps import ClaimPlan
+from core.services.epic_links import ACTIVE_EPIC_LINK
 from core.services.payout_processor import PayoutAction
 from core.services.payouts import ClaimConflictError, NewPayout, create_payout, in_flight_raw
 from core.services.settlement import SettlementService
@@ -292,7 +293,7 @@ async def _eligible_destination(session: AsyncSession, player_id: int) -> tuple[
     if player.guild_member is not True:
         return None, "The player is not a guild member, so they cannot be paid."
     link = await session.scalar(
-        select(EpicLink.id).where(EpicLink.player_id == player_id, EpicLink.active.is_(True))
+        select(EpicLink.id).where(EpicLink.player_id == player_id, ACTIVE_EPIC_LINK)
     )
     if link is None:
         return None, "The player has no Epic link, so they cannot be paid."

@@ -20,6 +20,7 @@ from core.errors import Pay2SlayError
 from core.observability.metrics import Metrics
 from core.services.abuse import WALLET_IN_USE, find_open_flag, open_flag
 from core.services.audit import record_audit
+from core.services.epic_links import mark_player_resumed
 
 log = structlog.get_logger(__name__)
 
@@ -281,7 +282,11 @@ class PlayerService:
         return FreezeResult(changed=True, frozen=True)
 
     async def unfreeze(self, actor_discord_id: int, discord_id: int, reason: str) -> FreezeResult:
-        """Unfreeze a player; audited. Raises PlayerNotFoundError for an unknown Discord ID."""
+        """Unfreeze a player; audited. Raises PlayerNotFoundError for an unknown Discord ID.
+
+        Kills made while frozen never pay: the first OK reading after this moves the cursor of
+        the player's active Epic link without accruing.
+        """
         reason = reason.strip()[:MAX_FREEZE_REASON_LENGTH]
         now = self._clock()
         async with self._db.write() as session:
@@ -293,13 +298,18 @@ class PlayerService:
             player.frozen_reason = None
             player.frozen_at = None
             player.frozen_by = None
+            pending = await mark_player_resumed(session, player.id, now, reason="unfrozen")
             record_audit(
                 session,
                 action="player_unfrozen",
                 at=now,
                 actor_discord_id=actor_discord_id,
                 player_id=player.id,
-                detail={"reason": reason, "frozen_reason": previous_reason},
+                detail={
+                    "reason": reason,
+                    "frozen_reason": previous_reason,
+                    "rebaseline_pending": pending,
+                },
             )
         log.info("player_unfrozen", discord_id=discord_id, actor_discord_id=actor_discord_id)
         return FreezeResult(changed=True, frozen=False)

@@ -6,9 +6,13 @@ link is therefore read about every N/B minutes and none waits for good. Each rea
 fetched with no database transaction open and then applied in a short write transaction of
 its own.
 
-Kill counts are compared with the stored cursor, so a player who was ineligible for a while
-(left the guild, lost the Yunite link, frozen) is paid for the kills made meanwhile once they
-are eligible again; a relink to another account starts that account from a fresh baseline.
+A player who was ineligible for a while (left the guild, lost the Yunite link, frozen) is not
+paid for the kills made meanwhile: the first OK reading after their return moves the cursor
+without accruing. A relink to another account starts that account from a fresh baseline.
+
+A reading that fails to apply (a bug, a database error) is logged with the link id. The link
+is then marked as read with its stats unavailable, in a transaction of its own, so it goes to
+the back of the queue instead of blocking every batch. The batch goes on with the others.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from core.clock import Clock
 from core.config.integrations import IntegrationsSettings
 from core.config.payout import PayoutSettings
 from core.db.models import EpicLink, Player, Wallet
+from core.db.models import StatsState as StoredStatsState
 from core.db.session import Database
 from core.integrations.fortnite import StatsError, StatsReading, StatsState
 from core.observability.metrics import Metrics
@@ -150,15 +155,28 @@ class Poller:
 
     async def due_links(self, limit: int) -> list[tuple[int, str]]:
         """Return (link id, Epic account ID) of up to `limit` eligible links, oldest read first."""
+        # Never-read links first, then the rest by last reading. Two queries, because each
+        # walks `ix_epic_links_poll_order` in order and stops at the limit, while one ORDER BY
+        # last_read_at NULLS FIRST makes PostgreSQL read and sort every active link (its index
+        # keeps NULLs last). Both order by (last_read_at, id), the index order; for the
+        # never-read links that is id order.
+        due = (
+            select(EpicLink.id, EpicLink.epic_account_id)
+            .join(Player, Player.id == EpicLink.player_id)
+            .where(EpicLink.active.is_(True), _eligible_player())
+            .order_by(EpicLink.last_read_at, EpicLink.id)
+        )
         async with self._db.read() as session:
-            rows = await session.execute(
-                select(EpicLink.id, EpicLink.epic_account_id)
-                .join(Player, Player.id == EpicLink.player_id)
-                .where(EpicLink.active.is_(True), _eligible_player())
-                .order_by(EpicLink.last_read_at.asc().nulls_first(), EpicLink.id)
-                .limit(limit)
+            never_read = await session.execute(
+                due.where(EpicLink.last_read_at.is_(None)).limit(limit)
             )
-            return [(link_id, epic_account_id) for link_id, epic_account_id in rows]
+            links = [(link_id, epic_account_id) for link_id, epic_account_id in never_read]
+            if len(links) < limit:
+                read_before = await session.execute(
+                    due.where(EpicLink.last_read_at.is_not(None)).limit(limit - len(links))
+                )
+                links.extend((link_id, epic_account_id) for link_id, epic_account_id in read_before)
+            return links
 
     async def poll_batch(self, max_readings: int) -> PollReport:
         """Read and apply up to `max_readings` due links, one short transaction each."""
@@ -189,11 +207,17 @@ class Poller:
                 self._metrics.count_stats_request("error")
                 log.exception("poll_reading_failed", epic_link_id=link_id)
                 report.errors += 1
-                await self._mark_read(link_id)
+                await self._mark_unavailable(link_id)
                 continue
 
             self._metrics.count_stats_request(_stats_outcome(reading))
-            await self._apply(link_id, reading, report)
+            try:
+                await self._apply(link_id, reading, report)
+            except Exception:
+                # The write transaction rolled back, so last_read_at did not move either.
+                log.exception("poll_apply_failed", epic_link_id=link_id)
+                report.errors += 1
+                await self._mark_unavailable(link_id)
 
         if report.selected:
             log.debug(
@@ -262,12 +286,21 @@ class Poller:
         elif outcome.result is ReadingResult.HELD:
             report.held_kills += outcome.kills
 
-    async def _mark_read(self, link_id: int) -> None:
+    async def _mark_unavailable(self, link_id: int) -> None:
+        """Mark the link as read with its stats unavailable, without touching its cursor."""
         now = self._clock()
-        async with self._db.write() as session:
-            link = await session.get(EpicLink, link_id, with_for_update=True)
-            if link is not None:
+        try:
+            async with self._db.write() as session:
+                link = await session.get(EpicLink, link_id, with_for_update=True)
+                if link is None:
+                    return
                 link.last_read_at = now
+                if link.stats_state is not StoredStatsState.UNAVAILABLE:
+                    link.stats_state = StoredStatsState.UNAVAILABLE
+                    link.stats_state_at = now
+        except Exception:
+            # The database itself is failing; run_forever backs off if the next batch fails too.
+            log.exception("poll_mark_unavailable_failed", epic_link_id=link_id)
 
 
 def _eligible_player() -> ColumnElement[bool]:

@@ -12,8 +12,11 @@ How a check changes the player's Epic links (`epic_links` rows):
 - A different account is a relink: the active row is deactivated (its cursor frozen) and the
   new account gets a row with a fresh baseline, so its earlier kills never pay.
 - No link, or not in the guild per Yunite, deactivates the active row. Nothing earned is lost:
-  open accruals stay open, and when Yunite reports the same account again as the player's
-  latest link, the row is reactivated with its cursor, so kills made in between pay then.
+  open accruals stay open. When Yunite reports the same account again as the player's latest
+  link, the row is reactivated, and its first OK reading moves the cursor without accruing,
+  so kills made while it was inactive never pay.
+- A player found back in the guild after being recorded as gone gets the same re-baseline on
+  their active link.
 - An account the player linked before, but not as their latest link, counts as a relink and
   gets a fresh baseline: kills made on it while another account was linked never pay.
 - An account that belongs to another player is refused: no row is created for this player,
@@ -47,6 +50,7 @@ from core.services.epic_links import (
     audit_relink,
     deactivate_active_link,
     deactivate_link,
+    mark_player_resumed,
     reactivate_link,
 )
 from core.services.players import get_or_create_player
@@ -299,6 +303,7 @@ class VerificationService:
         if guild_member is None:
             # Yunite lists the user under notFound exactly when they are not in its guild.
             guild_member = link.status is not LinkStatus.NOT_IN_GUILD
+        returned_to_guild = guild_member and player.guild_member is False
         player.guild_member = guild_member
         player.last_verified_at = now
 
@@ -314,6 +319,8 @@ class VerificationService:
             await deactivate_active_link(
                 session, player, now, actor_discord_id, reason=outcome.value
             )
+        if returned_to_guild:
+            await mark_player_resumed(session, player.id, now, reason="returned_to_guild")
 
         reasons = await _ineligible_reasons(
             session, player, conflict=outcome is VerificationOutcome.CONFLICT

@@ -171,7 +171,7 @@ async def test_reset_rule_rebaselines_and_holds_repaid_kills(env: IdentityEnv) -
     async with env.db.read() as session:
         audits = list(
             await session.scalars(
-                select(AuditEntry).where(AuditEntry.action == "kill_cursor_rebaselined")
+                select(AuditEntry).where(AuditEntry.action == "cursor_rebaselined")
             )
         )
         drop_flags = list(

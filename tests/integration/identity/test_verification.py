@@ -135,12 +135,23 @@ async def test_lost_link_pauses_and_resumes(env: IdentityEnv) -> None:
 
     env.yunite.relink(player, epic_id("a"))
     resumed = await env.verify(player)
+    link = await env.link_of("a")
+    assert link.rebaseline_pending
+    assert link.resumed_at == env.clock.now()
     await _poll(env)
 
+    # The 3 kills made while the link was lost never pay; the 2 earned before it stay open.
     assert resumed.outcome is VerificationOutcome.RESUMED
     assert resumed.eligible
-    assert [a.kills for a in await env.accruals_of(player)] == [2, 3]
+    assert [a.kills for a in await env.accruals_of(player)] == [2]
+    link = await env.link_of("a")
+    assert link.cursor_kills == 15
+    assert not link.rebaseline_pending
     assert "epic_link_resumed" in await _audit_actions(env)
+
+    env.stats.add_kills(epic_id("a"), 4)
+    await _poll(env)
+    assert [a.kills for a in await env.accruals_of(player)] == [2, 4]
 
 
 async def test_earlier_account_gets_fresh_baseline(env: IdentityEnv) -> None:

@@ -11,15 +11,17 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from core.integrations.fortnite import (
+    MAX_PLAUSIBLE_KILLS,
     StatsAuthError,
     StatsClient,
     StatsReading,
     StatsRequestError,
     StatsState,
 )
-from core.integrations.rate_limit import RateLimiter
+from core.integrations.rate_limit import MAX_PAUSE_SECONDS, RateLimiter
 from core.sandbox.stats_server import ResetHeader, SandboxStats, StatsFault
 from tests.unit.integrations.helpers_fake_time import FakeTime
 
@@ -276,7 +278,7 @@ async def test_rate_limit_retried_only_once(
 async def test_rate_limit_beyond_max_wait_not_retried(
     http: httpx.AsyncClient, sandbox: SandboxStats, limiter: RateLimiter, fake_time: FakeTime
 ) -> None:
-    sandbox.inject(PLAYER, StatsFault.RATE_LIMITED, reset_in_seconds=600)
+    sandbox.inject(PLAYER, StatsFault.RATE_LIMITED, reset_in_seconds=250)
     client = make_client(http, sandbox, limiter, fake_time, max_rate_limit_wait_seconds=120)
 
     reading = await client.lifetime_kills(PLAYER)
@@ -285,7 +287,69 @@ async def test_rate_limit_beyond_max_wait_not_retried(
     assert reading.reason == "rate_limited"
     assert len(sandbox.requests) == 1
     assert fake_time.slept == 0
-    assert limiter.paused_until == pytest.approx(fake_time.monotonic() + 600)
+    assert limiter.paused_until == pytest.approx(fake_time.monotonic() + 250)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Ratelimit-Reset": "99999999999999"},
+        {"Retry-After": "1000000000"},
+        {"X-Ratelimit-Reset": "1e300"},
+    ],
+)
+async def test_absurd_reset_header_pause_capped(
+    http: httpx.AsyncClient,
+    sandbox: SandboxStats,
+    limiter: RateLimiter,
+    fake_time: FakeTime,
+    headers: dict[str, str],
+) -> None:
+    sandbox.inject_response(PLAYER, 429, {"status": 429, "error": "slow down"}, headers=headers)
+    client = make_client(http, sandbox, limiter, fake_time)
+
+    with capture_logs() as logs:
+        first = await client.lifetime_kills(PLAYER)
+
+    assert first.state is StatsState.UNAVAILABLE
+    assert first.reason == "rate_limited"
+    assert limiter.paused_until == pytest.approx(fake_time.monotonic() + MAX_PAUSE_SECONDS)
+    assert [entry["event"] for entry in logs].count("rate_limit_wait_clamped") == 1
+
+    # Once the capped pause is over, the next reading goes through.
+    second = await client.lifetime_kills(PLAYER)
+    assert second.state is StatsState.OK
+    assert fake_time.slept == pytest.approx(MAX_PAUSE_SECONDS)
+
+
+@pytest.mark.parametrize("kills", [5_000_000_000, 2**63, 10**30])
+async def test_implausible_kills_unavailable(
+    http: httpx.AsyncClient,
+    sandbox: SandboxStats,
+    limiter: RateLimiter,
+    fake_time: FakeTime,
+    kills: int,
+) -> None:
+    body = load_fixture("stats_br_v2_lifetime.json")
+    body["data"]["stats"]["all"]["overall"]["kills"] = kills
+    sandbox.inject_response(PLAYER, 200, body)
+
+    reading = await make_client(http, sandbox, limiter, fake_time).lifetime_kills(PLAYER)
+
+    assert reading.state is StatsState.UNAVAILABLE
+    assert reading.reason == "implausible_kills"
+    assert reading.kills is None
+
+
+async def test_kills_at_limit_accepted(
+    http: httpx.AsyncClient, sandbox: SandboxStats, limiter: RateLimiter, fake_time: FakeTime
+) -> None:
+    sandbox.set_kills(PLAYER, MAX_PLAUSIBLE_KILLS)
+
+    reading = await make_client(http, sandbox, limiter, fake_time).lifetime_kills(PLAYER)
+
+    assert reading.state is StatsState.OK
+    assert reading.kills == MAX_PLAUSIBLE_KILLS
 
 
 async def test_server_error_retried_then_ok(

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from core.integrations.rate_limit import MAX_PAUSE_SECONDS
 from core.integrations.yunite import (
     LinkStatus,
     YuniteAuthError,
@@ -202,6 +203,18 @@ async def test_rate_limited_carries_retry_after(
     assert raised.value.retry_after == 17.0
     assert "17 seconds" in raised.value.safe_message
     assert len(sandbox.requests) == 1
+
+
+async def test_rate_limited_retry_after_capped(
+    http: httpx.AsyncClient, sandbox: SandboxYunite, fake_time: FakeTime
+) -> None:
+    sandbox.inject_status(429, headers={"X-Ratelimit-Reset": "99999999999999"})
+
+    with pytest.raises(YuniteRateLimitedError) as raised:
+        await make_client(http, sandbox, fake_time).links_for([LINKED])
+
+    assert raised.value.retry_after == MAX_PAUSE_SECONDS
+    assert f"{round(MAX_PAUSE_SECONDS)} seconds" in raised.value.safe_message
 
 
 async def test_rate_limited_without_header(

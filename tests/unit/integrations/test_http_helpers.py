@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from core.integrations.http import (
     MalformedResponseError,
@@ -15,6 +16,7 @@ from core.integrations.http import (
     expect_snowflake,
     seconds_until_reset,
 )
+from core.integrations.rate_limit import MAX_PAUSE_SECONDS
 
 NOW = datetime(2026, 12, 4, 12, 0, 0, tzinfo=UTC)
 NOW_EPOCH = int(NOW.timestamp())
@@ -38,6 +40,29 @@ NOW_EPOCH = int(NOW.timestamp())
 )
 def test_seconds_until_reset(headers: dict[str, str], expected: float) -> None:
     assert seconds_until_reset(headers, NOW) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Ratelimit-Reset": "99999999999999"},
+        {"Retry-After": "1000000000"},
+        {"X-Ratelimit-Reset": str(NOW_EPOCH + 10**9)},
+        {"Retry-After": "Fri, 04 Dec 2099 12:00:00 GMT"},
+        {"X-Ratelimit-Reset": "soon", "Retry-After": "1e12"},
+    ],
+)
+def test_seconds_until_reset_capped(headers: dict[str, str]) -> None:
+    with capture_logs() as logs:
+        delay = seconds_until_reset(headers, NOW)
+
+    assert delay == MAX_PAUSE_SECONDS
+    assert [entry["event"] for entry in logs] == ["rate_limit_wait_clamped"]
+
+
+def test_seconds_until_reset_custom_cap() -> None:
+    assert seconds_until_reset({"Retry-After": "90"}, NOW, max_seconds=60) == 60
+    assert seconds_until_reset({"Retry-After": "50"}, NOW, max_seconds=60) == 50
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from structlog.testing import capture_logs
 
-from core.integrations.rate_limit import RateLimiter
+from core.integrations.rate_limit import MAX_PAUSE_SECONDS, RateLimiter
 from tests.unit.integrations.helpers_fake_time import FakeTime
 
 
@@ -137,6 +138,47 @@ async def test_cancelled_waiter_takes_no_slot() -> None:
     time.advance(60)
     await limiter.acquire()
     assert limiter.acquired == 2
+
+
+@pytest.mark.parametrize("seconds", [99_999_999_999_999.0, 1e9, float("inf"), float("nan")])
+async def test_pause_capped_at_max(seconds: float) -> None:
+    time = FakeTime()
+    limiter = make_limiter(10, time)
+    start = time.monotonic()
+
+    with capture_logs() as logs:
+        limiter.pause_until(start + seconds)
+
+    assert limiter.paused_until == pytest.approx(start + MAX_PAUSE_SECONDS)
+    events = [entry["event"] for entry in logs]
+    assert events == ["rate_limiter_pause_clamped", "rate_limiter_paused"]
+    await limiter.acquire()
+    assert time.monotonic() - start == pytest.approx(MAX_PAUSE_SECONDS)
+
+
+async def test_pause_cap_configurable() -> None:
+    time = FakeTime()
+    limiter = RateLimiter(10, monotonic=time.monotonic, sleep=time.sleep, max_pause_seconds=20.0)
+
+    limiter.pause_for(3600)
+
+    assert limiter.paused_until == pytest.approx(time.monotonic() + 20)
+
+
+def test_pause_within_cap_not_logged_as_clamped() -> None:
+    time = FakeTime()
+    limiter = make_limiter(10, time)
+
+    with capture_logs() as logs:
+        limiter.pause_for(MAX_PAUSE_SECONDS)
+
+    assert [entry["event"] for entry in logs] == ["rate_limiter_paused"]
+
+
+@pytest.mark.parametrize("max_pause", [-1.0, float("inf"), float("nan")])
+def test_invalid_pause_cap_rejected(max_pause: float) -> None:
+    with pytest.raises(ValueError, match="max_pause_seconds"):
+        RateLimiter(10, max_pause_seconds=max_pause)
 
 
 @pytest.mark.parametrize("per_minute", [0, -1, True, 1.5])
