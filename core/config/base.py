@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from core.config.fields import mask_url_password
+from core.config.urls import mask_url_secrets
 
 
 class ConfigModel(BaseModel):
@@ -18,6 +18,6 @@ class ConfigModel(BaseModel):
         # A database or node URL may carry a password from the environment.
         for name, value in super().__repr_args__():
             if isinstance(value, str):
-                yield name, mask_url_password(value)
+                yield name, mask_url_secrets(value)
             else:
                 yield name, value

@@ -13,12 +13,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.config.checks import PUBLIC_URLS
+from core.config.environment import CONFIG_DIR_VARIABLE
 from core.config.expansion import REFERENCE_PATTERN
-from core.config.loader import CONFIG_DIR_VARIABLE, DEFAULT_CONFIG_DIR
+from core.config.loader import DEFAULT_CONFIG_DIR
 from core.config.overrides import override_variable
 from core.config.schema import SECTION_MODELS, field_expected, leaf_fields, secret_keys
 from core.config.secrets import SECRETS_DIR_VARIABLE, SecretSettings, secret_variable
-from core.config.yaml_source import read_yaml_file
+from core.config.yaml_source import MAX_FILE_BYTES, MAX_NESTING_DEPTH, read_yaml_file
+
+_MAX_FILE_MIB = MAX_FILE_BYTES // 1024 // 1024
 
 _INTRO = f"""\
 # Configuration
@@ -33,7 +36,8 @@ file; the shipped files hold the defaults listed here. Loading goes in this orde
 
 1. Each file is parsed as YAML 1.2: only `true` and `false` are booleans, and numbers with a
    decimal point become exact decimals, never binary floats. A key repeated in one mapping is
-   an error.
+   an error. Anchors and aliases (`&name`, `*name`) are rejected. A file may be at most
+   {_MAX_FILE_MIB} MiB, with lists and mappings at most {MAX_NESTING_DEPTH} levels deep.
 2. `${{NAME}}` and `${{NAME:-default}}` in string values are replaced from the environment.
    `:-default` applies when `NAME` is unset or empty, and `$$` writes a literal `$`. A value that
    is a single `${{NAME}}` whose variable is unset counts as unset; inside longer text, an unset
@@ -41,17 +45,44 @@ file; the shipped files hold the defaults listed here. Loading goes in this orde
 3. Environment variables `P2S_<SECTION>__<KEY>` override single keys, with `__` between nested
    keys, for example `P2S_INTEGRATIONS__BANANO__SIGNER=node_wallet`. Names are case-insensitive,
    and an override replaces only its key, so sibling keys keep their values. Values are read as
-   YAML scalars or flow lists (`[a, b]`), without `${{}}` expansion.
+   YAML scalars or flow lists (`[a, b]`), without `${{}}` expansion. Two variables for the same
+   key that differ only in case are an error.
 4. Secrets are read (see [Secrets](#secrets)).
 5. Everything is validated. Unknown keys, missing keys and invalid values are all reported at
    once, one line per problem, naming the key, the file or variable it came from, and what is
    expected. No message repeats a secret.
 
+Values are not converted between types: a key that expects an integer rejects `"20"` in quotes
+and `20.0`, a flag rejects anything but `true` and `false`, and an amount is plain decimal
+notation in ASCII digits (`2.1`; not `1_000`, `1e3` or other scripts' digits). Every number has
+a maximum, listed under Expected, and infinity and NaN are rejected.
+
+Any other variable whose name starts with `P2S_` is an error, with the name it most likely
+meant, so that a typo such as `P2S_METRICS_TOKN` cannot leave a setting at its default without
+notice. Names that start with `P2S_TEST_` are test settings and are ignored.
+
 Secret keys in the YAML files (`yunite_api_key`, `discord_oauth_client_secret`,
 `fortnite_api_key`) accept only a single `${{NAME}}` reference; a literal value is rejected.
 Their secret comes from the variable `NAME`, else the file named by `NAME_FILE`, else the file
-named after the key in `{SECRETS_DIR_VARIABLE}`. A URL with a password, such as a PostgreSQL URL,
-must also come from the environment (`url: ${{DATABASE_URL}}`).
+named after the key in `{SECRETS_DIR_VARIABLE}`. No other key may refer to a variable that
+contains a secret (the `P2S_` secrets below and the variables of the secret keys), because
+other keys are printed as they are. A URL with a password or a secret query parameter
+(`password`, `sslpassword`, or any name containing `pass`, `secret` or `token`) must also come
+from the environment (`url: ${{DATABASE_URL}}`); wherever a URL is printed or logged, those
+parts show as `**********`.
+
+## Paths relative to the working directory
+
+Both defaults are relative paths, so they depend on the directory `pay2slay` is started in:
+
+- The configuration directory `./configs`, unless `{CONFIG_DIR_VARIABLE}` or `--config-dir` is
+  given.
+- The database `sqlite+aiosqlite:///data/pay2slay.db`, which is the file `./data/pay2slay.db`.
+  Three slashes start a relative path and four an absolute one, as in
+  `sqlite+aiosqlite:////var/lib/pay2slay/pay2slay.db`.
+
+The container image sets both to absolute paths. `pay2slay config check` prints the absolute
+configuration directory and, for SQLite, the absolute database file it would use.
 """
 
 _CHECKS = """\
@@ -80,7 +111,9 @@ public services are:
 
 `pay2slay config check [--config-dir DIR] [--for-run]` loads the configuration as the bot
 does. It prints the effective configuration as YAML with every secret shown as `**********`, or
-`(unset)`, and exits 0. On any problem it prints one line per problem on stderr and exits 2.
+`(unset)`, and exits 0. The first lines name the absolute configuration directory and, for
+SQLite, the absolute database file. On any problem it prints one line per problem on stderr and
+exits 2.
 """
 
 
@@ -105,7 +138,8 @@ def _environment_table(shipped: dict[str, dict[str, Any]]) -> str:
         "",
         "| Variable | Meaning |",
         "| --- | --- |",
-        f"| `{CONFIG_DIR_VARIABLE}` | Directory of the three YAML files; default `./configs`. |",
+        f"| `{CONFIG_DIR_VARIABLE}` | Directory of the three YAML files; default `./configs`, "
+        "relative to the working directory. |",
         f"| `{SECRETS_DIR_VARIABLE}` | Directory of secret files named after their key, "
         "e.g. `/run/secrets`. |",
         "| `P2S_<SECTION>__<KEY>` | Override of one key; the variable is listed with each key. |",

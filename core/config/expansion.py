@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from core.config.errors import ConfigError, ConfigProblem
-from core.config.fields import url_has_password
 from core.config.provenance import Provenance
 from core.config.secrets import read_secret, secret_sources_text
+from core.config.urls import url_has_secret
 
 REFERENCE_PATTERN = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _REFERENCE_FORMS = (
@@ -27,6 +27,8 @@ class Expansion:
     A value that is a single reference to an unset variable becomes None (unset). A reference
     inside longer text must have its variable set or carry a default. Secret keys accept only
     a single reference, which is also looked up in `<NAME>_FILE` and in the secrets directory.
+    Other keys must not refer to a variable in `secret_variables`, because their values are
+    printed and logged as they are.
     """
 
     source: str
@@ -34,6 +36,7 @@ class Expansion:
     secrets_dir: Path | None
     secret_keys: frozenset[str]
     provenance: Provenance
+    secret_variables: frozenset[str] = frozenset()
     problems: list[ConfigProblem] = field(default_factory=list)
 
     def expand(self, value: Any, key: str) -> Any:
@@ -83,7 +86,6 @@ class Expansion:
 
         pieces: list[str] = []
         position = 0
-        has_reference = False
         while (dollar := text.find("$", position)) != -1:
             pieces.append(text[position:dollar])
             if text.startswith("$$", dollar):
@@ -99,19 +101,29 @@ class Expansion:
             if reference is None:
                 self._problem(key, _REFERENCE_FORMS, "malformed ${ reference")
                 return text
-            has_reference = True
             pieces.append(self._expand_inner(reference, key))
             position = reference.end()
         pieces.append(text[position:])
 
-        if not has_reference and url_has_password(text):
+        # A password written into the file is rejected; one that a reference supplies is not.
+        if url_has_secret(REFERENCE_PATTERN.sub("", text)):
             expected = "the URL in an environment variable, for example ${DATABASE_URL}"
-            self._problem(key, expected, "contains a URL with a password")
+            self._problem(key, expected, "contains a URL with a password or token")
         return "".join(pieces)
+
+    def _is_secret_reference(self, variable: str, key: str) -> bool:
+        if variable not in self.secret_variables:
+            return False
+        expected = "a reference to a variable without a secret in it, because this key is shown"
+        message = f"refers to secret variable {variable}, which only secret keys may use"
+        self._problem(key, expected, message)
+        return True
 
     def _expand_whole(self, match: re.Match[str], key: str) -> str | None:
         variable = match["name"]
         default = match["default"]
+        if self._is_secret_reference(variable, key):
+            return None
         self.provenance.references[key] = variable
         value = self.environ.get(variable)
         if value is not None and (value or default is None):
@@ -125,6 +137,8 @@ class Expansion:
     def _expand_inner(self, match: re.Match[str], key: str) -> str:
         variable = match["name"]
         default = match["default"]
+        if self._is_secret_reference(variable, key):
+            return ""
         value = self.environ.get(variable)
         if value is not None and (value or default is None):
             return value

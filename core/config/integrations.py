@@ -9,13 +9,13 @@ from pydantic import Field
 from core.banano.units import parse_ban
 from core.config.base import ConfigModel
 from core.config.fields import (
-    BanAmount,
+    BanBalance,
     DiscordIdOrEmpty,
     Expected,
     Flag,
     HttpUrl,
     HttpUrlOrEmpty,
-    NonNegativeInt,
+    NonNegativeSeconds,
     OptionalDiscordId,
     PositiveDecimal,
     PositiveInt,
@@ -56,7 +56,7 @@ class IntegrationsSettings(ConfigModel):
     node_rpc: HttpUrlOrEmpty = Field(
         description="Banano node RPC URL; required when dry_run is false."
     )
-    min_operator_balance_ban: BanAmount = Field(
+    min_operator_balance_ban: BanBalance = Field(
         description="Settlement is skipped while the operator account has less BAN than this."
     )
     dry_run: Flag = Field(
@@ -103,7 +103,7 @@ class IntegrationsSettings(ConfigModel):
             "https://discord.com/oauth2/authorize."
         )
     )
-    yunite_cache_seconds: NonNegativeInt = Field(
+    yunite_cache_seconds: NonNegativeSeconds = Field(
         description="Seconds an Epic link read from Yunite is reused; 0 turns the cache off."
     )
     banano: BananoSettings = Field(description="Banano sending and proof of work.")

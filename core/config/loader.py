@@ -10,8 +10,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from core.config.checks import consistency_problems, live_problems
+from core.config.environment import (
+    CONFIG_DIR_VARIABLE,
+    secret_variables,
+    unknown_variable_problems,
+)
 from core.config.errors import ConfigError, ConfigProblem
-from core.config.expansion import Expansion
+from core.config.expansion import REFERENCE_PATTERN, Expansion
 from core.config.integrations import IntegrationsSettings
 from core.config.messages import problems_from_validation
 from core.config.overrides import apply_overrides
@@ -23,14 +28,19 @@ from core.config.secrets import SecretSettings, read_secret_fields, secrets_dire
 from core.config.settings import Settings
 from core.config.yaml_source import read_yaml_file
 
-CONFIG_DIR_VARIABLE = "P2S_CONFIG_DIR"
+__all__ = ["CONFIG_DIR_VARIABLE", "DEFAULT_CONFIG_DIR", "load_settings", "resolve_config_dir"]
+
+# Relative, so it depends on the working directory; `config check` prints the absolute path.
 DEFAULT_CONFIG_DIR = Path("configs")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def resolve_config_dir(config_dir: Path | None, environ: Mapping[str, str]) -> Path:
-    """Return `config_dir`, else the directory in P2S_CONFIG_DIR, else ./configs."""
+    """Return `config_dir`, else the directory in P2S_CONFIG_DIR, else ./configs.
+
+    The result may be relative, and then depends on the working directory.
+    """
     if config_dir is not None:
         return config_dir
     named = environ.get(CONFIG_DIR_VARIABLE, "")
@@ -45,12 +55,24 @@ def load_settings(
     Reads payout.yaml, integrations.yaml and product.yaml from the configuration directory,
     expands `${NAME}` references, applies `P2S_<SECTION>__<KEY>` overrides and reads the
     secrets, all from `environ` (default: the process environment). Raises `ConfigError`
-    listing every problem found, including what a live configuration (dry_run false) lacks.
+    listing every problem found, including `P2S_` variables that nothing reads and what a
+    live configuration (dry_run false) lacks.
     """
     environment: Mapping[str, str] = os.environ if environ is None else environ
+    try:
+        return _load(config_dir, environment)
+    except RecursionError:
+        # The YAML reader bounds nesting, so this is a last line of defence.
+        source = str(resolve_config_dir(config_dir, environment))
+        expected = "YAML nested at most a few levels deep"
+        message = "invalid YAML: nested too deeply"
+        raise ConfigError([ConfigProblem("configuration", source, expected, message)]) from None
+
+
+def _load(config_dir: Path | None, environment: Mapping[str, str]) -> Settings:
     directory = resolve_config_dir(config_dir, environment)
     provenance = Provenance()
-    problems: list[ConfigProblem] = []
+    problems: list[ConfigProblem] = unknown_variable_problems(environment)
 
     try:
         secrets_dir = secrets_directory(environment)
@@ -107,22 +129,49 @@ def _read_sections(
     provenance: Provenance,
     problems: list[ConfigProblem],
 ) -> dict[str, dict[str, Any]]:
-    raw: dict[str, dict[str, Any]] = {}
+    files: dict[str, dict[str, Any]] = {}
     for section in SECTION_MODELS:
         path = directory / f"{section}.yaml"
         provenance.sources[section] = str(path)
         try:
-            data = read_yaml_file(path, section)
+            files[section] = read_yaml_file(path, section)
         except ConfigError as exc:
             problems.extend(exc.problems)
-            continue
 
-        expansion = Expansion(str(path), environ, secrets_dir, secret_paths, provenance)
+    # Every file is read before any is expanded, so that a key in payout.yaml cannot show a
+    # secret that a secret key in integrations.yaml refers to.
+    hidden = _secret_reference_names(files, secret_paths)
+    raw: dict[str, dict[str, Any]] = {}
+    for section, data in files.items():
+        path = directory / f"{section}.yaml"
+        expansion = Expansion(
+            str(path), environ, secrets_dir, secret_paths, provenance, secret_variables=hidden
+        )
         raw[section] = {
             str(name): expansion.expand(value, f"{section}.{name}") for name, value in data.items()
         }
         problems.extend(expansion.problems)
     return raw
+
+
+def _secret_reference_names(
+    files: dict[str, dict[str, Any]], secret_paths: frozenset[str]
+) -> frozenset[str]:
+    """Return the variables that contain secrets: the faucet's own and those of secret keys.
+
+    A secret key's variable counts both under its default name (`yunite_api_key` reads
+    YUNITE_API_KEY) and under whatever name the files refer to.
+    """
+    names = set(secret_variables())
+    for key in secret_paths:
+        names.add(key.rpartition(".")[2].upper())
+        section, *path = key.split(".")
+        value: Any = files.get(section)
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, str) and (match := REFERENCE_PATTERN.fullmatch(value)):
+            names.add(match["name"])
+    return frozenset(names)
 
 
 def _section(sections: dict[str, BaseModel], name: str, model: type[ModelT]) -> ModelT:

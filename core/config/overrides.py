@@ -9,7 +9,7 @@ import yaml
 
 from core.config.errors import ConfigProblem
 from core.config.provenance import Provenance
-from core.config.yaml_source import parse_yaml
+from core.config.yaml_source import YamlLimitError, parse_yaml
 
 PREFIX = "P2S_"
 SECTIONS = ("payout", "integrations", "product")
@@ -22,16 +22,25 @@ def override_variable(key: str) -> str:
     return PREFIX + key.upper().replace(".", "__")
 
 
+def is_override_variable(variable: str) -> bool:
+    """Tell whether an environment variable name has the form of an override, in any case."""
+    return variable.upper().startswith(PREFIX) and "__" in variable
+
+
 def parse_override_value(text: str) -> Any:
     """Read an override as a YAML scalar or flow list, keeping decimals exact.
 
     Text that YAML would read as a mapping, as null without being `null` or `~`, or not at all
     stays the plain string, so `Faucet: Deluxe` and `#1 faucet` keep their literal text.
+    Raises `YamlLimitError` for anchors, aliases and too deep nesting, which are never text
+    meant literally.
     """
     if text == "":
         return ""
     try:
         value = parse_yaml(text)
+    except YamlLimitError:
+        raise
     except yaml.YAMLError:
         return text
     if isinstance(value, dict):
@@ -49,15 +58,27 @@ def apply_overrides(
 ) -> list[ConfigProblem]:
     """Merge every override in `environ` into `raw`, in place; return the problems found.
 
-    Section and key names are case-insensitive. Secret keys take the variable's text as it is.
-    A section whose file could not be read is skipped, because its problem is already listed.
+    Section and key names are case-insensitive, so two variables whose names differ only in
+    case are a problem: which one wins would depend on their order. Secret keys take the
+    variable's text as it is. A section whose file could not be read is skipped, because its
+    problem is already listed.
     """
     problems: list[ConfigProblem] = []
+    spellings: dict[str, list[str]] = {}
     for variable in sorted(environ):
-        if not variable.upper().startswith(PREFIX) or "__" not in variable:
-            continue
+        if is_override_variable(variable):
+            spellings.setdefault(variable.upper(), []).append(variable)
+
+    for variables in spellings.values():
+        variable = variables[0]
         parts = [part.lower() for part in variable[len(PREFIX) :].split("__")]
         key = ".".join(parts)
+        if len(variables) > 1:
+            names = " and ".join(variables)
+            expected = "one variable per key; names are case-insensitive"
+            message = f"{names} override the same key"
+            problems.append(ConfigProblem(key, names, expected, message))
+            continue
 
         if parts[0] not in SECTIONS:
             expected = _SECTION_FORMS
@@ -73,7 +94,12 @@ def apply_overrides(
             continue
 
         text = environ[variable]
-        value = (text or None) if key in secret_keys else parse_override_value(text)
+        try:
+            value = (text or None) if key in secret_keys else parse_override_value(text)
+        except YamlLimitError as exc:
+            expected = "a YAML scalar or a flow list such as [a, b]"
+            problems.append(ConfigProblem(key, variable, expected, f"invalid YAML: {exc.message}"))
+            continue
         problem = _merge(raw[parts[0]], parts, value, variable)
         if problem is not None:
             problems.append(problem)

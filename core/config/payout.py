@@ -10,10 +10,12 @@ from pydantic import AfterValidator, Field
 from core.banano.units import parse_ban
 from core.config.base import ConfigModel
 from core.config.fields import (
+    BanPerKill,
     Expected,
+    Minutes,
     NonNegativeInt,
-    PositiveBanAmount,
     PositiveInt,
+    PositiveSeconds,
 )
 
 
@@ -47,10 +49,10 @@ class ResetRule(ConfigModel):
 class PayoutSettings(ConfigModel):
     """Contents of payout.yaml."""
 
-    payout_amount_ban_per_kill: PositiveBanAmount = Field(
+    payout_amount_ban_per_kill: BanPerKill = Field(
         description="BAN paid for each kill, read exactly from its decimal text."
     )
-    scheduler_minutes: PositiveInt = Field(description="Minutes between settlement runs.")
+    scheduler_minutes: Minutes = Field(description="Minutes between settlement runs.")
     daily_payout_cap: NonNegativeInt = Field(
         description="Payouts per player per day that did not fail; 0 allows no payouts."
     )
@@ -75,7 +77,7 @@ class PayoutSettings(ConfigModel):
     weekly_kill_cap: NonNegativeInt = Field(
         description="Most kills paid per player per week; 0 means no kill cap."
     )
-    confirmation_timeout_seconds: PositiveInt = Field(
+    confirmation_timeout_seconds: PositiveSeconds = Field(
         description=(
             "Seconds after which a submitted block that is not confirmed is resubmitted "
             "and reported."

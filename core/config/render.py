@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, SecretStr
 
-from core.config.fields import MASK, mask_url_password
 from core.config.schema import is_secret
 from core.config.settings import Settings
+from core.config.urls import MASK, mask_url_secrets
 
 UNSET = "(unset)"
 
@@ -29,8 +29,18 @@ _Dumper.add_representer(Decimal, _represent_decimal)
 
 
 def render_effective(settings: Settings) -> str:
-    """Return the effective configuration as YAML; secrets show as ********** or (unset)."""
-    document = {"config_dir": str(settings.config_dir), **_plain_model(settings)}
+    """Return the effective configuration as YAML; secrets show as ********** or (unset).
+
+    `config_dir` and `database_file` are absolute, because the defaults are relative to the
+    working directory. `database_file` is null unless the database is a SQLite file.
+    """
+    sections = _plain_model(settings)
+    del sections["config_dir"]
+    document = {
+        "config_dir": str(settings.config_dir.absolute()),
+        "database_file": database_file(settings.integrations.database.url),
+        **sections,
+    }
     body = yaml.dump(
         document,
         Dumper=_Dumper,
@@ -39,6 +49,15 @@ def render_effective(settings: Settings) -> str:
         default_flow_style=False,
     )
     return "# Effective configuration (secrets masked)\n" + body
+
+
+def database_file(url: str) -> str | None:
+    """Return the absolute path of the SQLite file that `url` opens, or None for other databases."""
+    # Imported here so that loading the configuration alone does not load SQLAlchemy.
+    from core.db.session import normalize_url, sqlite_file_path
+
+    path = sqlite_file_path(normalize_url(url))
+    return None if path is None else str(path.absolute())
 
 
 def _plain_model(model: BaseModel) -> dict[str, object]:
@@ -60,7 +79,7 @@ def _plain_value(value: object) -> object:
     if isinstance(value, list):
         return [_plain_value(item) for item in value]
     if isinstance(value, str):
-        return mask_url_password(value)
+        return mask_url_secrets(value)
     if isinstance(value, Path):
         return str(value)
     return value

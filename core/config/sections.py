@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, Strict
 
 from core.banano.address import is_valid_address
 from core.config.base import ConfigModel
@@ -14,9 +14,9 @@ from core.config.fields import (
     Expected,
     Flag,
     HttpUrlOrEmpty,
-    PositiveSeconds,
     RequiredText,
     Text,
+    TimeoutSeconds,
     check_http_url,
 )
 
@@ -67,6 +67,17 @@ def _check_explorer_url(text: str) -> str:
 def _check_database_url(text: str) -> str:
     if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text):
         raise ValueError("not a database URL such as sqlite+aiosqlite:///data/pay2slay.db")
+
+    # Imported here so that loading the configuration does not load SQLAlchemy's engine
+    # modules until a URL is checked.
+    from core.db.session import DatabaseUrlError, normalize_url
+
+    try:
+        normalize_url(text)
+    except DatabaseUrlError as error:
+        # The message names the problem, never the URL, which may contain a password.
+        message = error.safe_message.rstrip(".")
+        raise ValueError(message[:1].lower() + message[1:]) from None
     return text
 
 
@@ -118,7 +129,7 @@ class BananoSettings(ConfigModel):
         BeforeValidator(_check_work_threshold),
         Expected("16 hexadecimal digits in quotes"),
     ] = Field(description="Proof-of-work difficulty threshold for send blocks.")
-    rpc_timeout_seconds: PositiveSeconds = Field(
+    rpc_timeout_seconds: TimeoutSeconds = Field(
         description="Time limit for one node RPC call, in seconds."
     )
     explorer_block_url: Annotated[
@@ -165,9 +176,9 @@ class ServerSettings(ConfigModel):
     """The side web server for OAuth, health checks and metrics."""
 
     host: RequiredText = Field(description="Address the web server listens on.")
-    port: Annotated[int, Field(ge=0, le=65535), Expected("a TCP port from 0 to 65535")] = Field(
-        description="Port the web server listens on; 0 picks a free port."
-    )
+    port: Annotated[
+        int, Strict(), Field(ge=0, le=65535), Expected("a TCP port from 0 to 65535")
+    ] = Field(description="Port the web server listens on; 0 picks a free port.")
     trusted_region_header: Annotated[
         str,
         AfterValidator(_check_header_name),

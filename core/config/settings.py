@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr
 
 from core.config.base import ConfigModel
 from core.config.checks import run_problems
@@ -14,6 +14,7 @@ from core.config.payout import PayoutSettings
 from core.config.product import ProductSettings
 from core.config.provenance import Provenance
 from core.config.secrets import SecretSettings, secret_variable
+from core.config.urls import url_secret_values
 
 
 class Settings(ConfigModel):
@@ -63,8 +64,32 @@ class Settings(ConfigModel):
         """Return the environment variable named by the `${NAME}` reference at `key`, if any."""
         return self._provenance.references.get(key)
 
+    def secret_values(self) -> list[str]:
+        """Return every secret value, for a log redactor.
+
+        These are the `SecretStr` values and the passwords and secret query parameters of
+        URLs in other keys, such as a database URL from `${DATABASE_URL}`.
+        """
+        return [value for value in _secret_values_in(self) if value]
+
     def check_for_run(self) -> None:
         """Raise `ConfigError` listing what `pay2slay run` needs and the configuration lacks."""
         problems = run_problems(self)
         if problems:
             raise ConfigError(problems)
+
+
+def _secret_values_in(value: object) -> list[str]:
+    if isinstance(value, SecretStr):
+        return [value.get_secret_value()]
+    if isinstance(value, BaseModel):
+        return [
+            secret
+            for name in type(value).model_fields
+            for secret in _secret_values_in(getattr(value, name))
+        ]
+    if isinstance(value, list):
+        return [secret for item in value for secret in _secret_values_in(item)]
+    if isinstance(value, str):
+        return url_secret_values(value)
+    return []

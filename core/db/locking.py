@@ -50,7 +50,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import structlog
@@ -90,6 +90,9 @@ class _AdvisoryLock:
     holder: str
     key: int
     connection: AsyncConnection
+    # asyncpg runs one operation at a time per connection and raises on a second one, so the
+    # renewal task, `is_held` and `release` take turns on the connection.
+    guard: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class SettlementLock:
@@ -286,16 +289,20 @@ class SettlementLock:
         held = self._advisory.get(name)
         if held is None or held.holder != holder:
             return False
-        try:
-            await held.connection.scalar(text("SELECT 1"))
-            await held.connection.commit()
-        except (SQLAlchemyError, OSError) as error:
-            # The server ended the session, and with it the advisory lock.
-            log.error("lease_connection_lost", name=name, holder=holder, error=_describe(error))
-            self._advisory.pop(name, None)
-            await held.connection.invalidate()
-            await held.connection.close()
-            return False
+        async with held.guard:
+            if self._advisory.get(name) is not held:
+                # Released or found lost while this call waited for the connection.
+                return False
+            try:
+                await held.connection.scalar(text("SELECT 1"))
+                await held.connection.commit()
+            except (SQLAlchemyError, OSError) as error:
+                # The server ended the session, and with it the advisory lock.
+                log.error("lease_connection_lost", name=name, holder=holder, error=_describe(error))
+                self._advisory.pop(name, None)
+                await held.connection.invalidate()
+                await held.connection.close()
+                return False
         return True
 
     async def _release_advisory(self, name: str, holder: str) -> None:
@@ -304,20 +311,21 @@ class SettlementLock:
             return
 
         del self._advisory[name]
-        try:
-            unlocked = await held.connection.scalar(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": held.key}
-            )
-            await held.connection.commit()
-        except (SQLAlchemyError, OSError) as error:
-            log.warning("lease_unlock_failed", name=name, holder=holder, error=_describe(error))
-            unlocked = False
+        async with held.guard:
+            try:
+                unlocked = await held.connection.scalar(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": held.key}
+                )
+                await held.connection.commit()
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("lease_unlock_failed", name=name, holder=holder, error=_describe(error))
+                unlocked = False
 
-        # A connection that may still hold the lock must not go back to the pool: discarding
-        # it ends its session, and the server frees the lock with it.
-        if not unlocked:
-            await held.connection.invalidate()
-        await held.connection.close()
+            # A connection that may still hold the lock must not go back to the pool:
+            # discarding it ends its session, and the server frees the lock with it.
+            if not unlocked:
+                await held.connection.invalidate()
+            await held.connection.close()
 
 
 def _describe(error: BaseException) -> str:

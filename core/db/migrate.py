@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -42,6 +43,27 @@ _MIGRATION_LOCK_NAME = "schema-migration"
 
 class MigrationError(Pay2SlayError):
     """A migration failed, and its transaction was rolled back."""
+
+
+class UnknownRevisionError(MigrationError):
+    """The database is at a revision that this release does not have: a newer release made it."""
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """The revisions before and after a migration command; None is base (no tables).
+
+    Both are read inside the command's transaction, after its lock is taken, so of two
+    processes that upgrade at once only the first reports a change.
+    """
+
+    before: str | None
+    after: str | None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the command applied or reverted any migration."""
+        return self.before != self.after
 
 
 def alembic_config(url: str | URL | None = None) -> Config:
@@ -72,6 +94,22 @@ def head_revision() -> str:
     return head
 
 
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Return the ids of every packaged migration, cached like `head_revision`."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return frozenset(script.revision for script in scripts.walk_revisions())
+
+
+def unknown_revision_message(revision: str) -> str:
+    """Describe a database at `revision`, which is not among this release's migrations."""
+    return (
+        f"The database is at revision {revision}, which this release does not have "
+        f"(its newest is {head_revision()}), so a newer release of Pay2Slay migrated it. "
+        "Run that release, or restore a backup made before the upgrade."
+    )
+
+
 async def current_revision(db: Database) -> str | None:
     """Return the revision the database is at, or None when it has never been migrated."""
     async with db.read() as session:
@@ -84,16 +122,20 @@ async def is_at_head(db: Database) -> bool:
     return await current_revision(db) == head_revision()
 
 
-async def upgrade_to_head(db_or_url: Database | str) -> None:
-    """Apply every migration the database does not have yet."""
+async def upgrade_to_head(db_or_url: Database | str) -> MigrationResult:
+    """Apply every migration the database does not have yet.
+
+    Raises `UnknownRevisionError` when the database is at a revision this release does not
+    have, instead of Alembic's "Can't locate revision".
+    """
     async with _opened(db_or_url) as db:
-        await _run_command(db, "head", upgrade=True)
+        return await _run_command(db, "head", upgrade=True)
 
 
-async def downgrade(db_or_url: Database | str, revision: str) -> None:
+async def downgrade(db_or_url: Database | str, revision: str) -> MigrationResult:
     """Revert migrations down to `revision` (`base` removes every table)."""
     async with _opened(db_or_url) as db:
-        await _run_command(db, revision, upgrade=False)
+        return await _run_command(db, revision, upgrade=False)
 
 
 @asynccontextmanager
@@ -109,7 +151,7 @@ async def _opened(db_or_url: Database | str) -> AsyncIterator[Database]:
         await db.dispose()
 
 
-async def _run_command(db: Database, revision: str, *, upgrade: bool) -> None:
+async def _run_command(db: Database, revision: str, *, upgrade: bool) -> MigrationResult:
     config = alembic_config()
     engine = without_foreign_keys(db.engine)
 
@@ -122,6 +164,8 @@ async def _run_command(db: Database, revision: str, *, upgrade: bool) -> None:
             )
 
         before = await connection.run_sync(_read_revision)
+        if before is not None and before not in known_revisions():
+            raise UnknownRevisionError(unknown_revision_message(before))
         await connection.run_sync(_apply, config, revision, upgrade)
         after = await connection.run_sync(_read_revision)
 
@@ -143,6 +187,7 @@ async def _run_command(db: Database, revision: str, *, upgrade: bool) -> None:
         )
     else:
         log.debug("database_already_at_revision", dialect=db.dialect_name, revision=after)
+    return MigrationResult(before=before, after=after)
 
 
 def _apply(connection: Connection, config: Config, revision: str, upgrade: bool) -> None:

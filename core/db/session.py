@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from core.config.urls import mask_url_secrets
 from core.errors import Pay2SlayError
 
 log = structlog.get_logger(__name__)
@@ -61,13 +62,17 @@ def normalize_url(url: str | URL) -> URL:
     """Parse a database URL and select the async driver for its backend.
 
     `sqlite:///path` becomes `sqlite+aiosqlite:///path` and `postgresql://...` becomes
-    `postgresql+asyncpg://...`. Raises `DatabaseUrlError` for other backends or drivers.
+    `postgresql+asyncpg://...`. Raises `DatabaseUrlError` for a URL that cannot be parsed and
+    for other backends or drivers. The message never repeats the URL, which may contain a
+    password.
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
+        # make_url raises ValueError for a malformed port or IPv6 host, with part of the URL
+        # in its text.
         raise DatabaseUrlError(
-            "The database URL is invalid. Expected a URL such as "
+            "The database URL is invalid. Use a URL such as "
             "sqlite:///data/pay2slay.db or postgresql+asyncpg://user@host:5432/name."
         ) from None
 
@@ -78,6 +83,15 @@ def normalize_url(url: str | URL) -> URL:
             "Use sqlite+aiosqlite or postgresql+asyncpg."
         )
     return parsed.set(drivername=driver)
+
+
+def masked_url(url: URL) -> str:
+    """Render `url` for logs and messages, with its password and secret query parameters masked.
+
+    SQLAlchemy's `hide_password` masks only the password of the user part, while asyncpg also
+    takes `?password=` and `?sslpassword=` in the query.
+    """
+    return mask_url_secrets(url.render_as_string(hide_password=False))
 
 
 def sqlite_file_path(url: URL) -> Path | None:
@@ -159,11 +173,7 @@ class Database:
             )
 
         engine = create_async_engine(parsed, **options)
-        log.debug(
-            "database_engine_created",
-            dialect=engine.dialect.name,
-            url=parsed.render_as_string(hide_password=True),
-        )
+        log.debug("database_engine_created", dialect=engine.dialect.name, url=masked_url(parsed))
         return cls(engine)
 
     @property
@@ -212,8 +222,7 @@ class Database:
         await self._engine.dispose()
 
     def __repr__(self) -> str:
-        url = self._engine.url.render_as_string(hide_password=True)
-        return f"Database({url!r})"
+        return f"Database({masked_url(self._engine.url)!r})"
 
 
 def _install_sqlite_listeners(engine: AsyncEngine) -> None:

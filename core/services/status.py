@@ -17,18 +17,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (
-    ColumnClause,
-    ColumnElement,
-    Integer,
-    and_,
-    cast,
-    func,
-    literal_column,
-    select,
-)
+from sqlalchemy import ColumnClause, and_, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from core.clock import Clock
 from core.config.integrations import IntegrationsSettings
@@ -45,8 +35,9 @@ from core.db.models import (
     VerificationRecord,
     Wallet,
 )
+from core.db.raw_sum import raw_sum_columns as raw_sum_columns  # re-exported for liability
+from core.db.raw_sum import raw_sum_value as raw_sum_value
 from core.db.session import Database
-from core.db.types import RAW_DIGITS
 from core.services.caps import NO_USAGE, CapLimits, cap_windows, load_cap_usage
 from core.services.faucet_flags import is_paused
 from core.services.history import PayoutSummary, latest_payouts
@@ -58,34 +49,6 @@ LATEST_PAYOUTS = 5
 # `uq_epic_links_active_player` (WHERE active). With `active = 1` or `active IS 1`, SQLite
 # walks every active link through `ix_epic_links_poll_order` instead.
 ACTIVE_EPIC_LINK: ColumnClause[Any] = literal_column("epic_links.active")
-
-# SQLite stores raw as 39 zero-padded digits of text, and its SUM of text goes through
-# binary floats. Summing the text in three integer slices of 13 digits keeps every partial
-# sum exact: each slice is below 10**13, so up to about 900,000 rows fit in SQLite's
-# 64-bit integers.
-_SLICE_DIGITS = 13
-_SLICES = 3
-assert _SLICE_DIGITS * _SLICES == RAW_DIGITS
-
-
-def raw_sum_columns(
-    column: InstrumentedAttribute[int], dialect_name: str
-) -> tuple[ColumnElement[Any], ...]:
-    """Return the aggregate columns that add up `column` exactly; combine with `raw_sum_value`."""
-    if dialect_name == "postgresql":
-        return (func.sum(column),)
-    return tuple(
-        func.sum(cast(func.substr(column, 1 + index * _SLICE_DIGITS, _SLICE_DIGITS), Integer))
-        for index in range(_SLICES)
-    )
-
-
-def raw_sum_value(parts: Sequence[Any]) -> int:
-    """Combine the values of the `raw_sum_columns` aggregates into one exact int (None is 0)."""
-    total = 0
-    for part in parts:
-        total = total * 10**_SLICE_DIGITS + int(part or 0)
-    return total
 
 
 class CheckName(enum.StrEnum):

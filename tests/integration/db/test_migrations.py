@@ -27,6 +27,7 @@ from core.db.migrate import (
 )
 from core.db.models import Base
 from tests.conftest import POSTGRES_URL
+from tests.integration.db.helpers_rows import NOW
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -134,7 +135,12 @@ async def test_check_constraints_match_models(empty_database: Database) -> None:
     await upgrade_to_head(empty_database)
 
     assert await inspect_schema(empty_database, check_constraints) == expected
-    assert expected["accruals"] == {"ck_accruals_accrual_status"}
+    assert expected["accruals"] == {
+        "ck_accruals_accrual_status",
+        "ck_accruals_kills_non_negative",
+        "ck_accruals_raw_per_kill_valid",
+        "ck_accruals_amount_raw_valid",
+    }
 
 
 def foreign_keys(connection: Connection) -> set[tuple[Any, ...]]:
@@ -205,7 +211,7 @@ def test_migrations_need_no_ini_file() -> None:
     assert not list(MIGRATIONS_DIR.parent.glob("alembic.ini"))
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert head_revision() == "0001"
+    assert head_revision() == "0004"
 
 
 def test_offline_sql_for_postgresql() -> None:
@@ -230,3 +236,56 @@ def test_alembic_check_with_own_connection(tmp_path: Path) -> None:
 
     # `alembic check` opens its own connection from the URL and fails on any difference.
     command.check(alembic_config(url))
+
+
+async def test_upgrade_upper_cases_stored_block_hashes(empty_database: Database) -> None:
+    await upgrade_to_head(empty_database)
+    await downgrade(empty_database, "0003")
+    lower = "ef" * 32
+    # Plain SQL, because the application's types would already convert the hash.
+    amount: object = 10**29 if empty_database.dialect_name == "postgresql" else f"{10**29:039d}"
+    async with empty_database.write() as session:
+        await session.execute(
+            text(
+                "INSERT INTO players (id, discord_id, created_at, frozen, payout_dms) "
+                "VALUES (1, 77, :now, false, true)"
+            ),
+            {"now": NOW},
+        )
+        await session.execute(
+            text(
+                "INSERT INTO payouts (player_id, destination, amount_raw, kills, state, dry_run, "
+                "idempotency_key, block_hash, attempts, created_at, updated_at) "
+                "VALUES (1, :destination, :amount, 1, 'pending', false, 'k1', :hash, 0, :now, :now)"
+            ),
+            {
+                "destination": "ban_" + "1" * 60,
+                "amount": amount,
+                "hash": lower,
+                "now": NOW,
+            },
+        )
+
+        await session.execute(
+            text(
+                "INSERT INTO payouts (player_id, destination, amount_raw, kills, state, dry_run, "
+                "idempotency_key, block_hash, attempts, created_at, updated_at) "
+                "VALUES (1, :destination, :amount, 1, 'dry_run', true, 'k2', :hash, 0, :now, :now)"
+            ),
+            {
+                "destination": "ban_" + "1" * 60,
+                "amount": amount,
+                "hash": "dryrun-ab12",
+                "now": NOW,
+            },
+        )
+
+    result = await upgrade_to_head(empty_database)
+
+    assert result.before == "0003"
+    assert result.after == head_revision()
+    async with empty_database.read() as session:
+        stored = (
+            await session.scalars(text("SELECT block_hash FROM payouts ORDER BY idempotency_key"))
+        ).all()
+    assert stored == [lower.upper(), "dryrun-ab12"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from core.config import ConfigError, ConfigProblem, load_settings
+from core.observability import reset_logging
 
 SHIPPED_CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
 
@@ -31,6 +32,13 @@ ALL_SECRETS = (
 )
 
 EditConfig = Callable[[str, str, str], None]
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Undo the logging set-up that `pay2slay config check` installs, after each test."""
+    yield
+    reset_logging()
 
 
 @pytest.fixture

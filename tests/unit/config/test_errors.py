@@ -63,7 +63,7 @@ def test_unknown_key_suggests_close_name(
     assert unknown.message == "unknown key (did you mean scheduler_minutes?)"
     missing = next(problem for problem in problems if problem.key == "payout.scheduler_minutes")
     assert missing.message == "missing key"
-    assert missing.expected == "an integer greater than 0"
+    assert missing.expected == "a number of minutes from 1 to 10080 (one week)"
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,7 @@ def test_unknown_key_suggests_close_name(
             "scheduler_minutes: twenty",
             "payout.scheduler_minutes",
             "not an integer",
-            "an integer greater than 0",
+            "a number of minutes from 1 to 10080 (one week)",
         ),
         (
             "integrations.yaml",
@@ -114,8 +114,8 @@ def test_unknown_key_suggests_close_name(
             "  lower_readings: 3",
             "  lower_readings: 0",
             "payout.reset_rule.lower_readings",
-            "must be greater than 0",
-            "an integer greater than 0",
+            "must be at least 1",
+            "an integer from 1 to 1000000",
         ),
         (
             "integrations.yaml",
@@ -250,10 +250,12 @@ def test_amount_finer_than_raw_rejected(
         "The amount '1E-30' has more than 29 decimals, which is finer than 1 raw. "
         "Round it to 29 decimals or fewer"
     )
-    assert problem.expected == ("an amount of BAN greater than 0 with at most 29 decimal places")
+    assert problem.expected == (
+        "an amount of BAN greater than 0 and at most 10000, with at most 29 decimal places"
+    )
 
 
-def test_amount_above_raw_range_rejected(
+def test_amount_above_maximum_rejected(
     edit_config: EditConfig, load_problems: LoadProblems
 ) -> None:
     edit_config(
@@ -261,7 +263,7 @@ def test_amount_above_raw_range_rejected(
     )
     problem = only(load_problems())
     assert problem.key == "integrations.min_operator_balance_ban"
-    assert problem.message == "The amount '1E+10' exceeds the largest Banano balance"
+    assert problem.message == "must be at most 1000000000"
 
 
 def test_not_a_number_amount_rejected(edit_config: EditConfig, load_problems: LoadProblems) -> None:

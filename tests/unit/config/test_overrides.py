@@ -113,7 +113,7 @@ def test_override_with_empty_key_rejected(load_problems: LoadProblems) -> None:
 
 
 def test_unrelated_variables_ignored(config_dir: Path) -> None:
-    environ = {"P2S_SOMETHING": "x", "OTHER__VAR": "y", "P2S_CONFIG_DIR": str(config_dir)}
+    environ = {"SOMETHING": "x", "OTHER__VAR": "y", "P2S_CONFIG_DIR": str(config_dir)}
     settings = load_settings(config_dir, environ=environ)
     assert settings.payout.batch_size == 0
 

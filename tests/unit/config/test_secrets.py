@@ -144,7 +144,7 @@ def test_literal_url_password_rejected(
     )
     [problem] = load_problems()
     assert problem.key == "integrations.database.url"
-    assert problem.message == "contains a URL with a password"
+    assert problem.message == "contains a URL with a password or token"
     assert "pw-SEKRET" not in str(problem)
 
 

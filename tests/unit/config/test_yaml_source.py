@@ -49,8 +49,8 @@ def test_duplicate_key_rejected() -> None:
         parse_yaml("a: 1\nb:\n  a: 2\na: 3")
 
 
-def test_merge_key_may_repeat_keys() -> None:
-    data = parse_yaml("base: &base {a: 1, b: 2}\nchild:\n  <<: *base\n  a: 3")
+def test_merge_key_without_alias() -> None:
+    data = parse_yaml("child:\n  <<: {a: 1, b: 2}\n  a: 3")
     assert data["child"] == {"a": 3, "b": 2}
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import structlog
 from sqlalchemy.engine import make_url
 
 from core.db import Database, DatabaseUrlError
-from core.db.session import normalize_url, sqlite_file_path
+from core.db.session import masked_url, normalize_url, sqlite_file_path
 
 
 @pytest.mark.parametrize(
@@ -77,3 +78,49 @@ def test_search_path_rejected_for_sqlite() -> None:
 def test_search_path_rejects_invalid_names(schema: str) -> None:
     with pytest.raises(DatabaseUrlError, match="schema name"):
         Database.from_url("postgresql://user@127.0.0.1/pay2slay", search_path=schema)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "postgresql+asyncpg://u:hunter2@[::1/x",
+        "postgresql+asyncpg://u:hunter2@127.0.0.1:port/x",
+    ],
+)
+def test_normalize_url_rejects_malformed_host(given: str) -> None:
+    with pytest.raises(DatabaseUrlError) as raised:
+        normalize_url(given)
+
+    assert "invalid" in raised.value.safe_message
+    assert "hunter2" not in str(raised.value)
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u@127.0.0.1/pay2slay?password=hunter2",
+        "postgresql://u@127.0.0.1/pay2slay?sslpassword=hunter2&sslmode=require",
+        "postgresql://u:hunter2@127.0.0.1/pay2slay?application_token=hunter2",
+    ],
+)
+def test_masked_url_hides_query_secrets(url: str) -> None:
+    shown = masked_url(make_url(url))
+
+    assert "hunter2" not in shown
+    assert shown.startswith("postgresql://u")
+    assert "127.0.0.1/pay2slay?" in shown
+
+
+async def test_repr_and_log_hide_query_password() -> None:
+    url = "postgresql+asyncpg://u@127.0.0.1/pay2slay?password=hunter2"
+    with structlog.testing.capture_logs() as logs:
+        db = Database.from_url(url)
+    try:
+        assert "hunter2" not in repr(db)
+        [created] = [entry for entry in logs if entry["event"] == "database_engine_created"]
+        assert "hunter2" not in str(created)
+        assert created["url"].endswith("?password=**********")
+    finally:
+        await db.dispose()
