@@ -7,11 +7,11 @@ Without member events, a player who leaves the guild is noticed by the periodic
 re-verification of players not checked for a day (`bot.runtime`) or by an admin's /reverify.
 
 Start-up (`setup_hook`, run by `login`): set the translator, open the services (database,
-HTTP clients), start the side web server, the poller and the scheduler, then load each cog on
-its own so that one failing cog leaves the others working. Shutdown (`close`): stop the
-scheduler and wait for a payout step in flight, stop the poller and the web server, close the
-services, then disconnect from Discord. Commands are never synced here; `pay2slay
-sync-commands` does that.
+HTTP clients), and start the side web server, the poller, the gauge refresher and the
+scheduler. Then load each cog on its own, so that one failing cog leaves the others working.
+Shutdown (`close`): stop the scheduler and wait for a payout step in flight, stop the
+background tasks and the web server, close the services, then disconnect from Discord.
+Commands are never synced here; `pay2slay sync-commands` does that.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import structlog
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import ErrorHandler
+from bot.errors import ErrorHandler, unwrap
 from bot.membership import GuildMembership
 from bot.notifications import PayoutNotifier
 from bot.runtime import DEFAULT_SHUTDOWN_WAIT, PeriodicJob, Runtime, Services, open_services
@@ -37,6 +37,7 @@ from core.clock import Clock, utc_now
 from core.config import Settings
 from core.i18n import MessageCatalog
 from core.observability import Metrics
+from core.observability.tracing import begin_span
 from core.services.health import HealthService
 from core.services.history import HistoryService
 from core.services.leaderboard import LeaderboardService
@@ -55,6 +56,7 @@ SHUTDOWN_WAIT = DEFAULT_SHUTDOWN_WAIT
 ServicesOpener = Callable[..., Awaitable[Services]]
 
 _STARTED_AT = "pay2slay_started_at"
+_SPAN = "pay2slay_span"
 
 
 def bot_intents() -> discord.Intents:
@@ -78,14 +80,32 @@ class Pay2SlayTree(app_commands.CommandTree[commands.Bot]):
             interaction_id=interaction.id, discord_id=interaction.user.id
         )
         interaction.extras[_STARTED_AT] = time.monotonic()
+        if interaction.type is discord.InteractionType.application_command:
+            # Ended by on_error or by the bot's completion event, whichever comes.
+            command = interaction.command
+            interaction.extras[_SPAN] = begin_span(
+                "command",
+                command=None if command is None else command.qualified_name,
+                interaction_id=interaction.id,
+            )
         return True
 
     async def on_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError, /
     ) -> None:
-        if self.error_handler is None:
-            raise RuntimeError("the command tree has no error handler") from error
-        await self.error_handler.handle(interaction, error)
+        try:
+            if self.error_handler is None:
+                raise RuntimeError("the command tree has no error handler") from error
+            await self.error_handler.handle(interaction, error)
+        finally:
+            end_command_span(interaction, type(unwrap(error)).__name__)
+
+
+def end_command_span(interaction: discord.Interaction[Any], error_type: str | None = None) -> None:
+    """End the span that the tree's check started for this interaction, if it has one."""
+    current = interaction.extras.pop(_SPAN, None)
+    if current is not None:
+        current.end(error_type)
 
 
 class Pay2SlayBot(commands.Bot):
@@ -182,6 +202,7 @@ class Pay2SlayBot(commands.Bot):
             }
         )
         runtime.start_poller()
+        runtime.start_gauge_refresh()
         runtime.start_scheduler()
 
     def next_settlement_at(self) -> datetime | None:
@@ -226,6 +247,7 @@ class Pay2SlayBot(commands.Bot):
         started = interaction.extras.get(_STARTED_AT)
         if isinstance(started, float):
             self.metrics.observe_command(command.qualified_name, time.monotonic() - started)
+        end_command_span(interaction)
 
     async def close(self) -> None:
         """Stop the runtime, close the services, then close the Discord connection."""

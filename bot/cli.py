@@ -5,24 +5,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alembic.util import CommandError as AlembicCommandError
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.cli_operator import add_operator_commands
 from bot.cli_run import add_process_commands
 from bot.cli_settlement import add_settlement_commands
 from core.clock import utc_now
-from core.config import ConfigError, load_settings, render_effective
+from core.config import ConfigError, Settings, load_settings, render_effective
+from core.config.urls import MASK, mask_url_secrets, url_secret_values
 from core.db import Database, DatabaseUrlError
 from core.db.backup import BackupError, backup_sqlite, restore_sqlite
-from core.db.migrate import current_revision, head_revision, upgrade_to_head
+from core.db.migrate import (
+    current_revision,
+    head_revision,
+    known_revisions,
+    unknown_revision_message,
+    upgrade_to_head,
+)
 from core.db.migrate import downgrade as downgrade_migrations
 from core.db.retention import prune_expired
 from core.db.session import normalize_url, sqlite_file_path
 from core.errors import Pay2SlayError
+from core.observability import configure_logging
 
 if TYPE_CHECKING:
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -169,6 +178,12 @@ def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
         help="database URL to use instead of the configured one; a URL with a password "
         "is visible to other local users here, so prefer P2S_INTEGRATIONS__DATABASE__URL",
     )
+    parser.add_argument(
+        "--schema",
+        default=None,
+        help="PostgreSQL schema that contains Pay2Slay's tables, set as the search_path "
+        "(default: the server's search_path, normally public)",
+    )
 
 
 # Each function adds one group of subcommands; add new groups here.
@@ -177,11 +192,13 @@ COMMAND_GROUPS: tuple[Callable[[Subcommands], None], ...] = (
     add_db_commands,
     add_process_commands,
     add_settlement_commands,
+    add_operator_commands,
 )
 
 
 def check_config(args: argparse.Namespace) -> int:
     """Run `pay2slay config check`."""
+    _configure_default_logging()
     try:
         settings = load_settings(args.config_dir)
         if args.for_run:
@@ -193,13 +210,51 @@ def check_config(args: argparse.Namespace) -> int:
         print(f"configuration check failed: {count} problem(s)", file=sys.stderr)
         return EXIT_CONFIG_ERROR
 
+    _configure_logging(settings, ())
     print(render_effective(settings), end="")
     return EXIT_OK
 
 
+def _configure_default_logging() -> None:
+    # Until the configuration is loaded: warnings and errors only, to stderr, so that
+    # nothing is mixed into a command's output on stdout.
+    configure_logging(log_format="auto", level="WARNING", secrets=(), stream=sys.stderr)
+
+
+def _configure_logging(settings: Settings, extra_secrets: Sequence[str]) -> None:
+    observability = settings.integrations.observability
+    configure_logging(
+        log_format=observability.log_format,
+        level=observability.log_level,
+        secrets=[*settings.secret_values(), *extra_secrets],
+        stream=sys.stderr,
+    )
+
+
+def _load_for_database_command(args: argparse.Namespace, action: str) -> tuple[str, int]:
+    """Load the configuration, configure logging from it, and return the database URL.
+
+    Returns the URL and EXIT_OK, or "" and an exit code after printing the problems. The
+    configuration is loaded even with --database-url, because it sets the log level and
+    format.
+    """
+    _configure_default_logging()
+    try:
+        settings = load_settings(args.config_dir)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"db {action} failed: the configuration has problems", file=sys.stderr)
+        return "", EXIT_CONFIG_ERROR
+
+    url: str = args.database_url or settings.integrations.database.url
+    _configure_logging(settings, url_secret_values(url))
+    return url, EXIT_OK
+
+
 def upgrade_database(args: argparse.Namespace) -> int:
     """Run `pay2slay db upgrade`."""
-    return _run_database_command(args, "upgrade", _upgrade_database)
+    return _run_database_command(args, "upgrade", _upgrade_database, create=True)
 
 
 def downgrade_database(args: argparse.Namespace) -> int:
@@ -224,20 +279,31 @@ def show_database_revision(args: argparse.Namespace) -> int:
 
 
 def _run_database_command(
-    args: argparse.Namespace, action: str, command: Callable[[Database], Awaitable[str]]
+    args: argparse.Namespace,
+    action: str,
+    command: Callable[[Database], Awaitable[str]],
+    *,
+    create: bool = False,
 ) -> int:
-    url = args.database_url
-    if url is None:
-        try:
-            url = load_settings(args.config_dir).integrations.database.url
-        except ConfigError as exc:
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
-            print(f"db {action} failed: the configuration has problems", file=sys.stderr)
-            return EXIT_CONFIG_ERROR
+    """Run `command` on the database and print its message.
+
+    Only `create` commands may open a SQLite file that does not exist yet, because opening one
+    creates it and its directory.
+    """
+    url, code = _load_for_database_command(args, action)
+    if code != EXIT_OK:
+        return code
+    try:
+        missing = None if create else _missing_sqlite_file(url)
+    except DatabaseUrlError as exc:
+        print(f"db {action} failed: {exc.safe_message}", file=sys.stderr)
+        return EXIT_DATABASE_ERROR
+    if missing is not None:
+        print(f"db {action} failed: no database at {missing}", file=sys.stderr)
+        return EXIT_DATABASE_ERROR
 
     async def run() -> str:
-        db = Database.from_url(url)
+        db = Database.from_url(url, search_path=args.schema)
         try:
             return await command(db)
         finally:
@@ -249,30 +315,42 @@ def _run_database_command(
         print(f"db {action} failed: {exc.safe_message}", file=sys.stderr)
         return EXIT_DATABASE_ERROR
     except (SQLAlchemyError, AlembicCommandError, OSError) as exc:
-        # Only the first line is printed because it names the driver error. Later lines of a
-        # SQLAlchemy error contain the SQL statement and its parameters.
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"db {action} failed: {reason}", file=sys.stderr)
+        print(f"db {action} failed: {_error_reason(exc, url)}", file=sys.stderr)
         return EXIT_DATABASE_ERROR
 
     print(message)
     return EXIT_OK
 
 
+def _missing_sqlite_file(url: str) -> Path | None:
+    """Return the absolute path of the SQLite file `url` names if it does not exist."""
+    path = sqlite_file_path(normalize_url(url))
+    if path is None or path.exists():
+        return None
+    return path.absolute()
+
+
+def _error_reason(error: Exception, url: str) -> str:
+    # Only the first line is printed because it names the driver error. Later lines of a
+    # SQLAlchemy error contain the SQL statement and its parameters. A driver may quote the
+    # URL or its password, so both are masked.
+    text = str(error)
+    reason = text.splitlines()[0] if text else type(error).__name__
+    for secret in url_secret_values(url):
+        reason = reason.replace(secret, MASK)
+    return mask_url_secrets(reason)
+
+
 async def _upgrade_database(db: Database) -> str:
-    before = await current_revision(db)
-    await upgrade_to_head(db)
-    after = await current_revision(db)
-    if before == after:
-        return f"database already at revision {after} (head)"
-    return f"database upgraded from {before or 'base'} to {after} (head)"
+    result = await upgrade_to_head(db)
+    if not result.changed:
+        return f"database already at revision {result.after} (head)"
+    return f"database upgraded from {result.before or 'base'} to {result.after} (head)"
 
 
 async def _downgrade_database(db: Database, revision: str) -> str:
-    before = await current_revision(db)
-    await downgrade_migrations(db, revision)
-    after = await current_revision(db)
-    return f"database downgraded from {before or 'base'} to {after or 'base'}"
+    result = await downgrade_migrations(db, revision)
+    return f"database downgraded from {result.before or 'base'} to {result.after or 'base'}"
 
 
 async def _describe_revision(db: Database) -> str:
@@ -282,6 +360,8 @@ async def _describe_revision(db: Database) -> str:
         return f"database at base (no migrations applied); head is {head}"
     if revision == head:
         return f"database at revision {revision} (head)"
+    if revision not in known_revisions():
+        return unknown_revision_message(revision)
     return f"database at revision {revision}; head is {head}, run `pay2slay db upgrade`"
 
 
@@ -340,15 +420,12 @@ def prune_database(args: argparse.Namespace) -> int:
 
 def _sqlite_file(args: argparse.Namespace, action: str) -> Path | int:
     """Return the configured SQLite database file, or print why not and return an exit code."""
-    url = args.database_url
-    if url is None:
-        try:
-            url = load_settings(args.config_dir).integrations.database.url
-        except ConfigError as exc:
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
-            print(f"db {action} failed: the configuration has problems", file=sys.stderr)
-            return EXIT_CONFIG_ERROR
+    url, code = _load_for_database_command(args, action)
+    if code != EXIT_OK:
+        return code
+    if args.schema is not None:
+        print(f"db {action} failed: --schema applies to PostgreSQL only", file=sys.stderr)
+        return EXIT_USAGE
     try:
         path = sqlite_file_path(normalize_url(url))
     except DatabaseUrlError as exc:

@@ -1,16 +1,18 @@
 """The CLI commands that start processes: `run`, `sandbox` and `sync-commands`.
 
 Bootstrap happens here, outside the Bot class: load and check the configuration, configure
-logging with every secret registered for redaction, create the metrics, then start.
+logging with every secret registered for redaction, start tracing when an OTLP endpoint is
+set, create the metrics, then start.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +27,9 @@ from bot.runtime import StartupError
 from bot.sandbox import SandboxOptions, run_sandbox
 from core.config import ConfigError, Settings, load_settings
 from core.errors import Pay2SlayError
-from core.observability import Metrics, configure_logging
+from core.observability import LogFormat, Metrics, configure_logging
+from core.observability.metrics import installed_version
+from core.observability.tracing import Tracing, configure_tracing
 
 if TYPE_CHECKING:
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -38,6 +42,10 @@ EXIT_CONFIG_ERROR = 2
 
 DEFAULT_SANDBOX_PLAYERS = 36
 DEFAULT_SANDBOX_INTERVAL_SECONDS = 5.0
+
+# The override of observability.log_format, which the sandbox honours as `pay2slay run` does.
+LOG_FORMAT_VARIABLE = "P2S_INTEGRATIONS__OBSERVABILITY__LOG_FORMAT"
+LOG_FORMATS: dict[str, LogFormat] = {"auto": "auto", "json": "json", "console": "console"}
 
 
 def add_process_commands(commands: Subcommands) -> None:
@@ -86,6 +94,13 @@ def add_process_commands(commands: Subcommands) -> None:
         default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="lowest level of log lines written to stderr (default: WARNING)",
+    )
+    sandbox.add_argument(
+        "--log-format",
+        default=None,
+        choices=list(LOG_FORMATS),
+        help="format of the log lines on stderr; json writes one JSON object per line "
+        f"(default: ${LOG_FORMAT_VARIABLE}, else console)",
     )
     _add_config_dir(sandbox)
     sandbox.set_defaults(handler=run_sandbox_command)
@@ -170,12 +185,22 @@ def _configure_logging(settings: Settings) -> None:
     )
 
 
+def _configure_tracing(settings: Settings) -> Tracing:
+    # Without an endpoint this returns at once, and no OpenTelemetry package is imported.
+    return configure_tracing(
+        settings.integrations.observability.otlp_endpoint,
+        service_version=installed_version(),
+        secrets=secret_values(settings),
+    )
+
+
 def run_bot(args: argparse.Namespace) -> int:
     """Run `pay2slay run`."""
     settings = _load(args, for_run=True)
     if settings is None:
         return EXIT_CONFIG_ERROR
     _configure_logging(settings)
+    tracing = _configure_tracing(settings)
     try:
         asyncio.run(_run_bot(settings))
     except discord.LoginFailure:
@@ -184,6 +209,9 @@ def run_bot(args: argparse.Namespace) -> int:
     except Pay2SlayError as error:
         print(f"pay2slay run failed: {error.safe_message}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        # Exports the spans still queued, waiting up to the exporter's time-out.
+        tracing.shutdown()
     return EXIT_OK
 
 
@@ -213,9 +241,32 @@ async def _run_bot(settings: Settings) -> None:
         await asyncio.gather(*closing)
 
 
+def sandbox_log_format(flag: str | None, environ: Mapping[str, str]) -> LogFormat | None:
+    """Return the sandbox's log format: the flag, else the variable, else console.
+
+    The sandbox reads no other configuration from the environment. Returns None when the
+    variable contains something other than auto, json or console.
+    """
+    if flag is not None:
+        return LOG_FORMATS.get(flag)
+    for name, value in environ.items():
+        # The configuration loader matches override names without regard to case.
+        if name.upper() == LOG_FORMAT_VARIABLE:
+            return LOG_FORMATS.get(value.strip().lower())
+    return "console"
+
+
 def run_sandbox_command(args: argparse.Namespace) -> int:
     """Run `pay2slay sandbox`."""
-    redactor = configure_logging(log_format="console", level=args.log_level, secrets=())
+    log_format = sandbox_log_format(args.log_format, os.environ)
+    if log_format is None:
+        print(
+            f"pay2slay sandbox failed: {LOG_FORMAT_VARIABLE} is invalid; expected "
+            f"{', '.join(LOG_FORMATS)}",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG_ERROR
+    redactor = configure_logging(log_format=log_format, level=args.log_level, secrets=())
     options = SandboxOptions(
         runs=args.runs,
         players=args.players,

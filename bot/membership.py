@@ -11,6 +11,8 @@ import aiohttp
 import discord
 import structlog
 
+from core.observability.tracing import span
+
 log = structlog.get_logger(__name__)
 
 # Discord JSON error codes that mean "this user is not a member of this guild".
@@ -31,6 +33,12 @@ class GuildMembership:
         if guild is not None and guild.get_member(discord_id) is not None:
             return True
 
+        with span("verification.member_lookup", discord_id=discord_id) as current:
+            member = await self._fetch_member(discord_id)
+            current.set_attributes(member=member)
+        return member
+
+    async def _fetch_member(self, discord_id: int) -> bool | None:
         try:
             await self._client.http.get_member(self._guild_id, discord_id)
         except discord.NotFound as error:

@@ -3,8 +3,9 @@
 `open_services` opens the database, migrating it unless `database.migrate_on_start` is
 false, and creates the HTTP clients and services. `Services.aclose` releases them in reverse
 order. `Runtime` runs the long-lived parts on the current event loop: the side web server,
-the poller task, the scheduler with the settlement and confirmation jobs, and the event loop
-lag monitor. Logging and configuration loading happen before any of this, in the CLI.
+the poller task, the scheduler with the settlement and confirmation jobs, the event loop
+lag monitor and the task that refreshes the state gauges. Logging and configuration loading
+happen before any of this, in the CLI.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ from core.integrations import (
     create_http_client,
 )
 from core.observability import Metrics, monitor_event_loop_lag
+from core.observability.gauges import DEFAULT_REFRESH_INTERVAL, GaugeRefresher
+from core.observability.tracing import span
 from core.services.abuse import AbuseService
 from core.services.oauth_login import OAuthLoginService
 from core.services.payout_processor import PayoutProcessor
@@ -220,6 +223,10 @@ async def open_services(
             exit_stack=stack.pop_all(),
             sender=payments.sender,
         )
+    metrics.set_faucet_mode(
+        dry_run=integrations.dry_run,
+        min_operator_balance_raw=integrations.min_operator_balance_raw,
+    )
     log.info(
         "services_opened",
         dialect=db.dialect_name,
@@ -415,6 +422,19 @@ class Runtime:
             )
         )
 
+    def start_gauge_refresh(self, interval: timedelta = DEFAULT_REFRESH_INTERVAL) -> None:
+        """Start the task that refreshes the payout age, liability and balance gauges."""
+        services = self.services
+        refresher = GaugeRefresher(
+            services.db,
+            services.metrics,
+            services.clock,
+            balance_probe=services.operator_balance_probe,
+        )
+        self._tasks.append(
+            asyncio.create_task(refresher.run_forever(self._stop, interval), name="gauges")
+        )
+
     def start_scheduler(self) -> None:
         """Start the scheduler with settlement, confirmation, re-verification and extra jobs."""
         services = self.services
@@ -444,7 +464,9 @@ class Runtime:
         log.info("scheduler_started", jobs=[job.id for job in scheduler.get_jobs()])
 
     async def _reverify_stale_players(self) -> None:
-        await self.services.verification.reverify_stale(REVERIFY_MAX_AGE)
+        with span("verification.reverify_stale") as current:
+            results = await self.services.verification.reverify_stale(REVERIFY_MAX_AGE)
+            current.set_attributes(players=len(results))
 
     async def stop(self) -> None:
         """Stop the scheduler (waiting for a payout step in flight), the tasks and the server."""

@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -234,6 +235,7 @@ class Sandbox:
             stack.push_async_callback(runtime.stop)
             url = await runtime.start_web_server()
             runtime.start_poller()
+            runtime.start_gauge_refresh(timedelta(seconds=self.options.interval_seconds))
             self.print(f"Sandbox faucet with {len(self.players)} players; metrics at {url}/metrics")
             self.print(
                 f"Operator account {self.operator.address} funded with "

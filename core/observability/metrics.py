@@ -123,6 +123,21 @@ class Metrics:
             "Sum of accruals held for abuse review, in BAN.",
             registry=registry,
         )
+        self.min_operator_balance_ban = Gauge(
+            PREFIX + "min_operator_balance_ban",
+            "The configured balance floor (min_operator_balance_ban), in BAN.",
+            registry=registry,
+        )
+        self.dry_run = Gauge(
+            PREFIX + "dry_run",
+            "1 while dry_run is true and payouts are recorded without being sent, else 0.",
+            registry=registry,
+        )
+        self.oldest_unconfirmed_payout_age_seconds = Gauge(
+            PREFIX + "oldest_unconfirmed_payout_age_seconds",
+            "Age of the oldest live payout that is neither confirmed nor failed, 0 when none is.",
+            registry=registry,
+        )
         self.reconciler_actions_total = Counter(
             PREFIX + "reconciler_actions_total",
             "Payouts the reconciler checked, by what it did.",
@@ -213,7 +228,7 @@ class Metrics:
         )
 
         self._initialise_label_values()
-        self.build_info.labels(version=version or _installed_version()).set(1)
+        self.build_info.labels(version=version or installed_version()).set(1)
 
     def _initialise_label_values(self) -> None:
         # Series of known label values exist at 0 from the start, so rate() and alert rules see
@@ -269,6 +284,15 @@ class Metrics:
     def set_held_liability_raw(self, raw: int) -> None:
         """Set the held liability gauge from a raw amount."""
         self.held_liability_ban.set(raw_to_ban_float(raw))
+
+    def set_faucet_mode(self, *, dry_run: bool, min_operator_balance_raw: int) -> None:
+        """Set the gauges of the configured mode: dry run on or off, and the balance floor."""
+        self.dry_run.set(1 if dry_run else 0)
+        self.min_operator_balance_ban.set(raw_to_ban_float(min_operator_balance_raw))
+
+    def set_oldest_unconfirmed_payout_age(self, seconds: float) -> None:
+        """Set the age of the oldest unconfirmed live payout; 0 when there is none."""
+        self.oldest_unconfirmed_payout_age_seconds.set(max(0.0, seconds))
 
     def count_reconciler_action(self, action: str) -> None:
         """Count one payout the reconciler handled, by what it did."""
@@ -429,7 +453,8 @@ def sample_names(metrics: Metrics) -> set[str]:
     return names
 
 
-def _installed_version() -> str:
+def installed_version() -> str:
+    """Return the installed Pay2Slay package's version, or "unknown" when it is not installed."""
     try:
         return package_version("pay2slay")
     except PackageNotFoundError:

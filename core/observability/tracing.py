@@ -3,7 +3,8 @@
 Code marks a step with `with span("settlement.run", run_id=run.id):`. Until
 `configure_tracing()` is called with an endpoint, and whenever the optional `otel` extra
 (`pip install 'pay2slay[otel]'`) is missing, `span()` does nothing and this module imports no
-OpenTelemetry package, so tracing costs nothing when it is off.
+OpenTelemetry package, so tracing costs nothing when it is off. Work that starts in one
+callback and ends in another, a slash command for one, uses `begin_span()` and `end()`.
 
 Span attributes follow the same rules as log fields. A value under a secret-like key (see
 `is_sensitive_key`) is dropped, and configured secret values are masked in text. An exception
@@ -15,7 +16,9 @@ so the tracer set by `configure_tracing()` is process-wide as well, like the log
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -51,8 +54,18 @@ class SpanHandle(Protocol):
         """Add attributes to the span; a no-op when tracing is off."""
 
 
+class OpenSpan(SpanHandle, Protocol):
+    """A span started by `begin_span`, which its owner ends by calling `end` once."""
+
+    def end(self, error_type: str | None = None) -> None:
+        """End the span, marked as failed with `error_type` when one is given."""
+
+
 class _NoSpan:
     def set_attributes(self, **attributes: object) -> None:
+        return None
+
+    def end(self, error_type: str | None = None) -> None:
         return None
 
 
@@ -68,16 +81,62 @@ class _OtelSpan:
         self._span.set_attributes(self._tracer.clean(attributes))
 
 
+class _OtelOpenSpan:
+    """A span started outside a `with` block and current in the task that started it."""
+
+    def __init__(self, span: Any, tracer: _OtelTracer, token: object) -> None:
+        self._span = span
+        self._tracer = tracer
+        self._token = token
+        self._owner = _context_owner()
+        self._ended = False
+
+    def set_attributes(self, **attributes: object) -> None:
+        self._span.set_attributes(self._tracer.clean(attributes))
+
+    def end(self, error_type: str | None = None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if error_type is not None:
+            self._tracer.mark_failed(self._span, error_type)
+        self._span.end()
+        # Only the task, or the thread outside any task, that attached the span can detach it,
+        # because another one's context never held it. A task that ends drops its context.
+        if self._owner == _context_owner():
+            self._tracer.detach(self._token)
+
+
 class _OtelTracer:
-    """An OpenTelemetry tracer with the status types that `span()` needs."""
+    """An OpenTelemetry tracer with the status types and context functions `span()` needs."""
 
     def __init__(
-        self, tracer: Any, status: Any, status_code: Any, redactor: SecretRedactor
+        self,
+        tracer: Any,
+        status: Any,
+        status_code: Any,
+        redactor: SecretRedactor,
+        context_api: Any,
+        set_span_in_context: Any,
     ) -> None:
         self._tracer = tracer
         self._status = status
         self._status_code = status_code
         self._redactor = redactor
+        self._context_api = context_api
+        self._set_span_in_context = set_span_in_context
+
+    def begin(self, name: str, attributes: Mapping[str, object]) -> OpenSpan:
+        current = self._tracer.start_span(name, attributes=self.clean(attributes))
+        token = self._context_api.attach(self._set_span_in_context(current))
+        return _OtelOpenSpan(current, self, token)
+
+    def detach(self, token: object) -> None:
+        self._context_api.detach(token)
+
+    def mark_failed(self, current: Any, error_type: str) -> None:
+        current.set_attribute("error.type", error_type)
+        current.set_status(self._status(self._status_code.ERROR, error_type))
 
     @contextmanager
     def span(self, name: str, attributes: Mapping[str, object]) -> Iterator[SpanHandle]:
@@ -90,9 +149,7 @@ class _OtelTracer:
             try:
                 yield _OtelSpan(current, self)
             except BaseException as error:
-                error_type = type(error).__name__
-                current.set_attribute("error.type", error_type)
-                current.set_status(self._status(self._status_code.ERROR, error_type))
+                self.mark_failed(current, type(error).__name__)
                 raise
 
     def clean(self, attributes: Mapping[str, object]) -> dict[str, AttributeValue]:
@@ -138,6 +195,20 @@ def span(name: str, **attributes: object) -> Iterator[SpanHandle]:
         yield handle
 
 
+def begin_span(name: str, **attributes: object) -> OpenSpan:
+    """Start a span that ends later, by `end()`, and make it current in this task.
+
+    Use it for work that starts in one callback and ends in another, such as a slash command
+    that the tree's check starts and a completion event ends. Spans that this task starts
+    afterwards become its children. `end()` may run in another task, and a second call does
+    nothing. A span that is never ended is never exported. Without tracing it returns a no-op.
+    """
+    tracer = _tracer
+    if tracer is None:
+        return _NO_SPAN
+    return tracer.begin(name, attributes)
+
+
 def tracing_enabled() -> bool:
     """Return whether spans are being recorded and exported."""
     return _tracer is not None
@@ -172,6 +243,16 @@ class Tracing:
         provider, self._provider = self._provider, None
         provider.shutdown()
         log.info("tracing_stopped")
+
+
+def _context_owner() -> tuple[int, asyncio.Task[Any] | None]:
+    """Return the thread and the asyncio task, if any, whose context code runs in."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        # No event loop runs in this thread.
+        task = None
+    return threading.get_ident(), task
 
 
 def otlp_traces_url(endpoint: str) -> str:
@@ -209,6 +290,7 @@ def configure_tracing(
 
     traces_url = otlp_traces_url(endpoint) if endpoint else ""
     try:
+        from opentelemetry import context as otel_context
         from opentelemetry import trace
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -240,6 +322,8 @@ def configure_tracing(
         trace.Status,
         trace.StatusCode,
         SecretRedactor(secrets),
+        otel_context,
+        trace.set_span_in_context,
     )
     # Only the URL's scheme and host are logged, since a collector URL may carry a token.
     parts = urlsplit(traces_url)

@@ -62,7 +62,7 @@ def test_render_parses_with_every_family() -> None:
     assert payload.startswith(b"# HELP pay2slay_")
     assert content_type.startswith("text/plain")
     assert metric_names(metrics) <= parsed_names(metrics)
-    assert len(metric_names(metrics)) == 23
+    assert len(metric_names(metrics)) == 26
 
 
 def test_metric_names_follow_conventions() -> None:

@@ -55,16 +55,27 @@ def test_alert_rules_are_well_formed() -> None:
 def test_alert_rules_cover_required_conditions() -> None:
     expressions = {rule["alert"]: rule["expr"] for rule in _rules()}
     required = {
-        "Pay2SlayOperatorBalanceLow": "pay2slay_operator_balance_ban",
-        "Pay2SlayOperatorBalanceBelowFloor": 'outcome="skipped_floor"',
-        "Pay2SlaySettlementFailing": 'outcome="failed"',
-        "Pay2SlaySettlementSkipped": "skipped_paused",
-        "Pay2SlayPayoutsStuckUnconfirmed": "still_pending",
-        "Pay2SlayStatsApiErrors": "pay2slay_stats_requests_total",
-        "Pay2SlayDryRunInProduction": 'state="dry_run"',
+        "Pay2SlayOperatorBalanceLow": (
+            "pay2slay_operator_balance_ban",
+            "pay2slay_min_operator_balance_ban",
+            "pay2slay_dry_run == 0",
+        ),
+        "Pay2SlayOperatorBalanceBelowFloor": ('outcome="skipped_floor"',),
+        "Pay2SlaySettlementFailing": ('outcome="failed"',),
+        "Pay2SlaySettlementSkipped": ("skipped_paused",),
+        "Pay2SlayPayoutsStuckUnconfirmed": ("pay2slay_oldest_unconfirmed_payout_age_seconds",),
+        "Pay2SlayStatsApiErrors": ("pay2slay_stats_requests_total",),
+        "Pay2SlayDryRunInProduction": ("pay2slay_dry_run == 1",),
     }
-    for alert, fragment in required.items():
-        assert fragment in expressions[alert], alert
+    for alert, fragments in required.items():
+        for fragment in fragments:
+            assert fragment in expressions[alert], (alert, fragment)
+
+
+def test_balance_alert_has_no_fixed_threshold() -> None:
+    expression = {rule["alert"]: rule["expr"] for rule in _rules()}["Pay2SlayOperatorBalanceLow"]
+    # Only the factor applied to the floor gauge is a literal number.
+    assert re.findall(r"\d+(?:\.\d+)?", expression.replace("pay2slay_", "")) == ["2", "0"]
 
 
 def test_alert_metrics_exist() -> None:
@@ -97,6 +108,10 @@ def test_dashboard_structure() -> None:
     assert dashboard["uid"] == "pay2slay"
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert all(isinstance(grid[key], int) for key in ("h", "w", "x", "y")), panel["title"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
     variables = {item["name"]: item for item in dashboard["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource"
     for panel in dashboard["panels"]:
