@@ -8,7 +8,10 @@ from dataclasses import dataclass
 
 import structlog
 
+from bot.http_metrics import create_node_http_client
+from bot.receiving import topup_recorder
 from core.banano.keys import KeyPair
+from core.banano.receiver import Receiver
 from core.banano.rpc import NodeClient
 from core.banano.sender import LocalSigner, NodeWalletSender, Sender
 from core.banano.work import LocalWorkGenerator
@@ -20,10 +23,13 @@ from core.banano.work_providers import (
     WorkProvider,
     WorkServerProvider,
 )
+from core.clock import Clock, utc_now
 from core.config import Settings
 from core.config.sections import WorkSource
+from core.db import Database
 from core.errors import Pay2SlayError
 from core.integrations import create_http_client
+from core.observability import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -41,11 +47,17 @@ class PaymentsConfigError(Pay2SlayError):
 
 @dataclass
 class Payments:
-    """The node client and the sender of the operator account; `sender` is None in dry run."""
+    """The node client and the sender of the operator account; `sender` is None in dry run.
+
+    `receiver` receives top-ups into the operator account. It is set only with the local signer
+    outside dry run when a database was given. With the node_wallet signer the node's wallet
+    receives by itself, if its `receive_minimum` allows the amount.
+    """
 
     node: NodeClient | None
     sender: Sender | None
     operator_address: str | None
+    receiver: Receiver | None = None
 
 
 def operator_key(settings: Settings) -> KeyPair | None:
@@ -56,8 +68,19 @@ def operator_key(settings: Settings) -> KeyPair | None:
     return KeyPair.from_seed(seed.get_secret_value(), OPERATOR_ACCOUNT_INDEX)
 
 
-async def open_payments(settings: Settings, stack: AsyncExitStack) -> Payments:
-    """Create the node client and, when live, the sender; `stack` closes what was opened."""
+async def open_payments(
+    settings: Settings,
+    stack: AsyncExitStack,
+    *,
+    metrics: Metrics | None = None,
+    db: Database | None = None,
+    clock: Clock = utc_now,
+) -> Payments:
+    """Create the node client and, when live, the sender; `stack` closes what was opened.
+
+    With `metrics`, node RPC requests are counted. With `db` and the local signer, a
+    `Receiver` that records top-ups in `received_blocks` is built too.
+    """
     integrations = settings.integrations
     banano = integrations.banano
     key = operator_key(settings)
@@ -68,7 +91,7 @@ async def open_payments(settings: Settings, stack: AsyncExitStack) -> Payments:
             raise PaymentsConfigError("A live faucet needs integrations.node_rpc.")
         return Payments(node=None, sender=None, operator_address=operator_address)
 
-    node_http = create_http_client()
+    node_http = create_http_client() if metrics is None else create_node_http_client(metrics)
     stack.push_async_callback(node_http.aclose)
     node = NodeClient(
         integrations.node_rpc, http=node_http, timeout_seconds=banano.rpc_timeout_seconds
@@ -94,7 +117,19 @@ async def open_payments(settings: Settings, stack: AsyncExitStack) -> Payments:
     signer = LocalSigner(node, key, banano.representative or None, provider, threshold)
     if signer.work_cache is not None:
         stack.push_async_callback(signer.work_cache.close)
-    return Payments(node=node, sender=signer, operator_address=key.address)
+    receiver = None
+    if db is not None:
+        # The signer's lock makes receives and sends of the account wait for each other.
+        receiver = Receiver(
+            node,
+            key,
+            signer.work_cache if signer.work_cache is not None else provider,
+            topup_recorder(db, node, key.address, clock),
+            threshold=threshold,
+            representative=banano.representative or None,
+            lock=signer.lock,
+        )
+    return Payments(node=node, sender=signer, operator_address=key.address, receiver=receiver)
 
 
 def _work_provider(

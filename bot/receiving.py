@@ -119,6 +119,7 @@ def topup_recorder(db: Database, node: NodeClient, account: str, clock: Clock) -
 
 async def receive_topups(receiver: Receiver) -> None:
     """Run one receiving pass and log its summary."""
+    # NOTE: `Metrics` has no counter for received top-ups yet, so receives are only logged.
     summary = await receiver.receive_pending()
     if summary.received_count or summary.newly_recorded_count or summary.stopped_reason:
         log.info(

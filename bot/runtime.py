@@ -21,7 +21,9 @@ import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.http_metrics import create_yunite_http_client
 from bot.payments import open_payments
+from bot.receiving import RECEIVE_INTERVAL, receive_topups
 from bot.web.app import MAX_REQUEST_BYTES
 from bot.web.health import (
     HealthRoutesConfig,
@@ -37,6 +39,7 @@ from bot.web.oauth import OAuthRoutesConfig, add_oauth_routes, secure_cookies_fo
 from bot.web.pages import Branding
 from bot.web.ratelimit import ClientRateLimiter
 from core.banano.address import BURN_ADDRESS
+from core.banano.receiver import Receiver
 from core.banano.rpc import NodeClient
 from core.banano.rpc_errors import AccountNotFoundError, NodeError, NodeReplyError
 from core.banano.sender import Sender
@@ -103,6 +106,7 @@ class Services:
     exit_stack: AsyncExitStack = field(repr=False)
 
     sender: Sender | None = None
+    receiver: Receiver | None = None
 
     async def aclose(self) -> None:
         """Close the HTTP clients, work processes and database, newest first."""
@@ -169,9 +173,12 @@ async def open_services(
 
         http = create_http_client()
         stack.push_async_callback(http.aclose)
-        payments = await open_payments(settings, stack)
+        payments = await open_payments(settings, stack, metrics=metrics, db=db, clock=clock)
 
-        yunite = _yunite_client(settings, http, clock)
+        # Yunite gets a client of its own so that only its requests are counted as Yunite's.
+        yunite_http = create_yunite_http_client(metrics)
+        stack.push_async_callback(yunite_http.aclose)
+        yunite = _yunite_client(settings, yunite_http, clock)
         stats = _stats_client(settings, http, metrics, clock)
         players = PlayerService(db, clock, metrics)
         verification = VerificationService(db, yunite, membership, clock, metrics)
@@ -222,6 +229,7 @@ async def open_services(
             oauth=_oauth_routes(settings, db, http, verification, metrics, clock),
             exit_stack=stack.pop_all(),
             sender=payments.sender,
+            receiver=payments.receiver,
         )
     metrics.set_faucet_mode(
         dry_run=integrations.dry_run,
@@ -446,8 +454,17 @@ class Runtime:
         )
         jobs.install(scheduler)
 
-        reverify = PeriodicJob("reverification", REVERIFY_INTERVAL, self._reverify_stale_players)
-        for job in (reverify, *self._extra_jobs):
+        jobs_to_add = [
+            PeriodicJob("reverification", REVERIFY_INTERVAL, self._reverify_stale_players)
+        ]
+        receiver = services.receiver
+        if receiver is not None:
+            # Only the local signer has a receiver. The node_wallet signer's wallet receives
+            # top-ups by itself.
+            jobs_to_add.append(
+                PeriodicJob("receive_topups", RECEIVE_INTERVAL, lambda: receive_topups(receiver))
+            )
+        for job in (*jobs_to_add, *self._extra_jobs):
             scheduler.add_job(
                 _logged(job),
                 "interval",
