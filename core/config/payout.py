@@ -20,9 +20,11 @@ from core.config.fields import (
 
 
 def _check_time_zone(name: str) -> str:
+    # zoneinfo raises OSError subclasses for names that are directories of the zone database
+    # (such as "America") or too long for a file name, besides its own not-found error.
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError("not a known IANA time zone") from None
     return name
 

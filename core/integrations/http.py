@@ -169,3 +169,6 @@ def decode_json(response: httpx.Response) -> object:
         return response.json()
     except ValueError as error:
         raise MalformedResponseError("body is not valid JSON") from error
+    except RecursionError:
+        # json gives up on arrays or objects nested thousands deep with RecursionError.
+        raise MalformedResponseError("body is nested too deeply") from None
