@@ -16,7 +16,7 @@ $(STAMP_RUN): $(BIN)/python pyproject.toml constraints.txt
 	touch $@
 
 $(STAMP_DEV): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,otel]'
 	touch $@ $(STAMP_RUN)
 
 install: $(STAMP_RUN)
