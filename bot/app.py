@@ -218,7 +218,10 @@ class Pay2SlayBot(commands.Bot):
         for name in self._extensions:
             try:
                 await self.load_extension(name)
-            except commands.ExtensionError as error:
+            except Exception as error:
+                # One broken extension must not stop the rest. discord.py wraps most failures
+                # in ExtensionError, but a dotted name whose parent package is missing raises
+                # ModuleNotFoundError straight from the import system.
                 cause = error.__cause__ or error
                 self.failed_extensions[name] = type(cause).__name__
                 log.error("extension_load_failed", extension=name, exc_info=cause)

@@ -42,6 +42,11 @@ EXIT_CONFIG_ERROR = 2
 
 DEFAULT_SANDBOX_PLAYERS = 36
 DEFAULT_SANDBOX_INTERVAL_SECONDS = 5.0
+# Bounds of the sandbox options: registration time grows with the players, and an interval
+# must be a finite number of seconds the scheduler and the stats budget can use.
+MAX_SANDBOX_PLAYERS = 5000
+MIN_SANDBOX_INTERVAL_SECONDS = 0.1
+MAX_SANDBOX_INTERVAL_SECONDS = 3600.0
 
 # The override of observability.log_format, which the sandbox honours as `pay2slay run` does.
 LOG_FORMAT_VARIABLE = "P2S_INTEGRATIONS__OBSERVABILITY__LOG_FORMAT"
@@ -75,16 +80,18 @@ def add_process_commands(commands: Subcommands) -> None:
     )
     sandbox.add_argument(
         "--players",
-        type=_positive_int,
+        type=_player_count,
         default=DEFAULT_SANDBOX_PLAYERS,
-        help=f"number of invented players (default: {DEFAULT_SANDBOX_PLAYERS})",
+        help=f"number of invented players, 1 to {MAX_SANDBOX_PLAYERS} "
+        f"(default: {DEFAULT_SANDBOX_PLAYERS})",
     )
     sandbox.add_argument(
         "--interval",
-        type=_positive_float,
+        type=_interval_seconds,
         default=DEFAULT_SANDBOX_INTERVAL_SECONDS,
         metavar="SECONDS",
-        help=f"seconds between settlement runs (default: {DEFAULT_SANDBOX_INTERVAL_SECONDS:g})",
+        help=f"seconds between settlement runs, {MIN_SANDBOX_INTERVAL_SECONDS:g} to "
+        f"{MAX_SANDBOX_INTERVAL_SECONDS:g} (default: {DEFAULT_SANDBOX_INTERVAL_SECONDS:g})",
     )
     sandbox.add_argument(
         "--seed", type=int, default=None, help="random seed for the invented players and kills"
@@ -131,17 +138,36 @@ def _add_config_dir(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+def _whole_number(text: str, low: int, high: int | None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        limit = f"at least {low}" if high is None else f"from {low} to {high}"
+        raise argparse.ArgumentTypeError(f"expected a whole number {limit}, got {text!r}")
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1, None)
+
+
+def _player_count(text: str) -> int:
+    return _whole_number(text, 1, MAX_SANDBOX_PLAYERS)
+
+
+def _interval_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    # The comparison is False for NaN, so NaN is refused too.
+    if not MIN_SANDBOX_INTERVAL_SECONDS <= value <= MAX_SANDBOX_INTERVAL_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds from {MIN_SANDBOX_INTERVAL_SECONDS:g} to "
+            f"{MAX_SANDBOX_INTERVAL_SECONDS:g}, got {text!r}"
+        )
     return value
 
 

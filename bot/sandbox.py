@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -64,6 +64,8 @@ KILLS_PER_RUN = (0, 6)
 
 FIRST_DISCORD_ID = 300_000_000_000_000_000
 SANDBOX_PAYOUT_CAP = 100_000
+# Players linked and verified between two checks for Ctrl-C, with a progress line after each.
+REGISTRATION_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,8 @@ class Sandbox:
                 metrics=metrics,
             )
             stack.push_async_callback(services.aclose)
-            await self._register_players(services)
+            if not await self._register_players(services) or self.stop.is_set():
+                return await self._summary(services)
 
             # The first reading of each player sets their baseline, which never pays; taking it
             # now makes the kills added before the first run count.
@@ -277,16 +280,29 @@ class Sandbox:
         readings = len(self.players) * READINGS_PER_PLAYER_PER_RUN * runs_per_minute
         return max(60, math.ceil(readings))
 
-    async def _register_players(self, services: Services) -> None:
-        for player in self.players:
-            await services.players.link_wallet(
-                player.discord_id, player.wallet, services.operator_address, replace=False
+    async def _register_players(self, services: Services) -> bool:
+        """Link and verify the players in batches; return False when stopped part-way."""
+        registered = 0
+        eligible = 0
+        total = len(self.players)
+        for start in range(0, total, REGISTRATION_BATCH):
+            if self.stop.is_set():
+                self.print(f"Stopped after registering {registered} of {total} players.")
+                return False
+            batch = self.players[start : start + REGISTRATION_BATCH]
+            for player in batch:
+                await services.players.link_wallet(
+                    player.discord_id, player.wallet, services.operator_address, replace=False
+                )
+            results = await services.verification.verify_many(
+                [player.discord_id for player in batch], "scheduled"
             )
-        results = await services.verification.verify_many(
-            [player.discord_id for player in self.players], "scheduled"
-        )
-        eligible = sum(1 for result in results if result.eligible)
-        self.print(f"Registered {len(self.players)} players; {eligible} are eligible.")
+            registered += len(batch)
+            eligible += sum(1 for result in results if result.eligible)
+            if registered < total:
+                self.print(f"Registering players: {registered} of {total} done.")
+        self.print(f"Registered {total} players; {eligible} are eligible.")
+        return True
 
     async def _runs(self, services: Services) -> None:
         run = 0
@@ -314,7 +330,7 @@ class Sandbox:
 
         self.print()
         self.print(
-            f"Run {run}: {outcome}, {len(report.payout_ids)} payouts, "
+            f"Run {run}: {outcome}. Payouts: {len(report.payout_ids)}, "
             f"{format_ban(report.paid_raw)} BAN"
             + (
                 f" ({report.skip_reason or report.stop_reason})"
@@ -322,19 +338,47 @@ class Sandbox:
                 else ""
             )
         )
+        for line in self.unpaid_lines(report):
+            self.print(line)
         for line in await self._payout_lines(services, report.payout_ids):
             self.print("  " + line)
+        # The next run starts one interval from now, unless this was the last one asked for.
+        last_run = self.options.runs is not None and run >= self.options.runs
+        next_run_at = (
+            None
+            if last_run
+            else services.clock() + timedelta(seconds=self.options.interval_seconds)
+        )
         for player in self.players[: self.options.status_players]:
             self.print()
-            self.print(await self._status_text(services, player.discord_id))
+            self.print(await self._status_text(services, player.discord_id, next_run_at))
 
-    async def _status_text(self, services: Services, discord_id: int) -> str:
+    def unpaid_lines(self, report: SettlementReport) -> list[str]:
+        """Say why the players this run did not pay were left out, from its skip counts."""
+        lines = []
+        if report.skipped:
+            counts = ", ".join(f"{reason}: {n}" for reason, n in sorted(report.skipped.items()))
+            lines.append(f"Not paid in this run, by reason: {counts}")
+        if report.outcome.value != "completed":
+            return lines
+        unread = len(self.players) - len(report.payout_ids) - sum(report.skipped.values())
+        if unread > 0:
+            lines.append(
+                f"Players with no new kills counted since the last run: {unread}. Either they "
+                "made none, or the stats poller has not read them yet; it reads a share of the "
+                "players between runs, within the stats API budget."
+            )
+        return lines
+
+    async def _status_text(
+        self, services: Services, discord_id: int, next_run_at: datetime | None
+    ) -> str:
         """Render a player's `/status` as the slash command would, as plain text."""
         settings = services.settings
         status_service = StatusService(
             services.db, settings.payout, settings.integrations, services.clock
         )
-        status = await status_service.player_status(discord_id, None)
+        status = await status_service.player_status(discord_id, next_run_at)
         assert self.catalog is not None
         card = render_status(
             status,
@@ -369,7 +413,7 @@ class Sandbox:
 
         self.print()
         self.print(
-            f"Finished {self.totals.runs} runs: {self.totals.payouts} payouts. Sent on the "
+            f"Finished. Runs: {self.totals.runs}, payouts: {self.totals.payouts}. Sent on the "
             f"sandbox ledger: {format_ban(ledger_sent_raw)} BAN; accruals settled: "
             f"{format_ban(settled['accruals_settled_raw'])} BAN; "
             + ("they are equal." if balanced else "THEY DIFFER.")

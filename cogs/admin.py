@@ -9,12 +9,14 @@ actions no service records (re-verification, lookups, lists and health).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import discord
 import structlog
 from discord import app_commands
 from discord.ext import commands
+from sqlalchemy import func, select
 
 from cogs.common import (
     CogServices,
@@ -28,7 +30,7 @@ from cogs.common import (
     require_admin,
     services_of,
 )
-from core.db.models import AbuseFlagStatus
+from core.db.models import FINAL_PAYOUT_STATES, AbuseFlagStatus, Payout
 from core.presentation import (
     mention_user,
     render_abuse_flags,
@@ -50,6 +52,8 @@ log = structlog.get_logger(__name__)
 # Maximum length of a reason or note an admin types. The services shorten stored text further.
 REASON_LENGTH = 500
 FLAG_LIST_LIMIT = 25
+# A payout not final after this long is in doubt; younger ones are normal work in progress.
+UNFINISHED_AFTER = timedelta(minutes=1)
 
 Member = discord.Member | discord.User
 
@@ -113,6 +117,18 @@ class AdminCog(ServicesCog):
         """Reconcile a payout in flight, or retry a failed one, after confirmation."""
         await defer(interaction)
         services = self.services
+        async with services.db.read() as session:
+            exists = await session.get(Payout, payout) is not None
+        if not exists:
+            await audit_admin_action(
+                services,
+                "payout_retry_refused",
+                interaction.user.id,
+                {"payout_id": payout, "reason": "not_found"},
+            )
+            card = services.message(interaction, "payout_retry.not_found", payout_id=payout)
+            await reply(interaction, embed=card_embed(card))
+            return
         prompt = services.message(interaction, "payout_retry.confirm", payout_id=payout)
         if not await ask_confirmation(services, interaction, prompt):
             return
@@ -395,9 +411,24 @@ class AdminCog(ServicesCog):
         await defer(interaction)
         services = self.services
         health = await services.health.health(services.next_settlement_at())
+        unfinished = await count_unfinished_payouts(services)
         await audit_admin_action(services, "faucet_health_viewed", interaction.user.id, {})
-        card = render_health(health, *services.render_args(interaction))
+        card = render_health(
+            health, *services.render_args(interaction), unfinished_payouts=unfinished
+        )
         await reply(interaction, embed=card_embed(card))
+
+
+async def count_unfinished_payouts(services: CogServices) -> int:
+    """Count payouts not in a final state that are older than `UNFINISHED_AFTER`."""
+    cutoff = services.clock() - UNFINISHED_AFTER
+    async with services.db.read() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(Payout)
+            .where(Payout.state.not_in(FINAL_PAYOUT_STATES), Payout.created_at < cutoff)
+        )
+    return int(count or 0)
 
 
 async def setup(bot: commands.Bot) -> None:

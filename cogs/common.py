@@ -320,11 +320,15 @@ class ConfirmView(OwnerOnlyView):
         confirm_label: str,
         cancel_label: str,
         not_owner_text: str,
+        decided_text: str,
+        expired_text: str,
         timeout: float = CONFIRM_TIMEOUT_SECONDS,
         destructive: bool = True,
     ) -> None:
         super().__init__(owner_id, not_owner_text, timeout=timeout)
         self.confirmed: bool | None = None
+        self._decided_text = decided_text
+        self._expired_text = expired_text
         confirm = discord.ui.Button[ConfirmView](
             label=confirm_label,
             style=discord.ButtonStyle.danger if destructive else discord.ButtonStyle.primary,
@@ -346,6 +350,12 @@ class ConfirmView(OwnerOnlyView):
 
     async def _decide(self, interaction: discord.Interaction[Any], *, confirmed: bool) -> None:
         if self.is_finished():
+            # A second press, or one after the time-out: answer it, so Discord does not show
+            # the interaction as failed.
+            text = self._expired_text if self.confirmed is None else self._decided_text
+            await interaction.response.send_message(
+                text, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
             return
         self.confirmed = confirmed
         # The command that waits for this view edits the message with the outcome.
@@ -370,6 +380,8 @@ async def ask_confirmation(
         confirm_label=text_for(services, interaction, "confirm.yes"),
         cancel_label=text_for(services, interaction, "confirm.no"),
         not_owner_text=text_for(services, interaction, "errors.confirm_not_yours"),
+        decided_text=text_for(services, interaction, "errors.confirm_already_decided"),
+        expired_text=text_for(services, interaction, "errors.confirm_expired"),
         timeout=services.confirm_timeout_seconds,
         destructive=destructive,
     )

@@ -169,8 +169,15 @@ def render_health(
     product: ProductSettings,
     explorer_block_url: str,
     dry_run_banner: bool,
+    *,
+    unfinished_payouts: int = 0,
 ) -> Card:
-    """Render the faucet's health for admins."""
+    """Render the faucet's health for admins.
+
+    `unfinished_payouts` counts payouts still pending, signed or submitted a while after they
+    were created. The card says everything is fine only when none are and the last run did
+    not fail or stop early.
+    """
     floor = ban_amount(health.floor_raw)
     if health.operator_balance_raw is None:
         balance = localized(catalog, "health.balance_unknown", locale, floor=floor)
@@ -220,16 +227,32 @@ def render_health(
         CardField(catalog.text("health.field.next_run", locale), next_run, inline=True),
         CardField(catalog.text("health.field.liability", locale), liability, inline=True),
     ]
+    if unfinished_payouts > 0:
+        fields.append(
+            CardField(
+                catalog.text("health.field.unfinished", locale),
+                localized(catalog, "health.unfinished", locale, count=unfinished_payouts),
+            )
+        )
+    healthy = health.healthy and unfinished_payouts == 0 and not _last_run_stopped(health)
     return branded_card(
         catalog=catalog,
         locale=locale,
         product=product,
         dry_run_banner=dry_run_banner,
         title=catalog.text("health.title", locale),
-        description=catalog.text("health.ok" if health.healthy else "health.attention", locale),
+        description=catalog.text("health.ok" if healthy else "health.attention", locale),
         fields=fields,
-        tone="success" if health.healthy else "warning",
+        tone="success" if healthy else "warning",
     )
+
+
+def _last_run_stopped(health: FaucetHealth) -> bool:
+    """Return whether the last run failed, or stopped part-way (completed with a reason)."""
+    run = health.last_run
+    if run is None:
+        return False
+    return run.outcome == "failed" or (run.outcome == "completed" and bool(run.skip_reason))
 
 
 def _last_run(health: FaucetHealth, catalog: MessageCatalog, locale: str | None) -> str:
@@ -247,6 +270,8 @@ def _last_run(health: FaucetHealth, catalog: MessageCatalog, locale: str | None)
         payouts=run.payouts_created,
         amount=ban_amount(run.paid_raw),
     )
+    if _last_run_stopped(health) and run.outcome == "completed":
+        text += "\n" + catalog.text("health.last_run_stopped", locale)
     if run.skip_reason:
         # NOTE: settlement stores this reason as English text, so it is not translated.
         text += "\n" + localized(catalog, "health.last_run_reason", locale, reason=run.skip_reason)

@@ -178,5 +178,5 @@ async def test_admin_settle_now_through_bot(world: World) -> None:
         replies = await dispatch
         await bot.close()
 
-    assert "Settlement finished: 4 payouts" in replies[-1].text
+    assert "Settlement finished. Payouts: 4" in replies[-1].text
     assert sent_by_operator(world) == PLAYERS * 3 * 21 * RAW_PER_BAN // 10

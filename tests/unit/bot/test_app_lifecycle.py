@@ -68,12 +68,22 @@ async def test_broken_cog_leaves_others_loaded(settings: Settings) -> None:
     bot = Pay2SlayBot(
         settings,
         metrics=Metrics(),
-        extensions=("cogs.player", "tests.unit.bot.extension_broken", "cogs.missing", "cogs.admin"),
+        extensions=(
+            "cogs.player",
+            "tests.unit.bot.extension_broken",
+            "cogs.missing",
+            "no.such.module",
+            "cogs.admin",
+        ),
     )
     async with bot:
         await bot.setup_hook()
 
-        assert set(bot.failed_extensions) == {"tests.unit.bot.extension_broken", "cogs.missing"}
+        assert set(bot.failed_extensions) == {
+            "tests.unit.bot.extension_broken",
+            "cogs.missing",
+            "no.such.module",
+        }
         assert bot.failed_extensions["tests.unit.bot.extension_broken"] == "RuntimeError"
         assert bot.get_cog("PlayerCog") is not None
         assert bot.get_cog("AdminCog") is not None

@@ -60,11 +60,22 @@ def test_sync_without_token_is_config_error(capsys: pytest.CaptureFixture[str]) 
         ["sandbox", "--runs", "0"],
         ["sandbox", "--players", "-3"],
         ["sandbox", "--interval", "0"],
+        ["sandbox", "--players", "100000"],
+        ["sandbox", "--interval", "inf"],
+        ["sandbox", "--interval", "1e9"],
+        ["sandbox", "--interval", "nan"],
         ["sync-commands", "--guild", "abc"],
     ],
 )
-def test_invalid_arguments_are_usage_errors(arguments: list[str]) -> None:
+def test_invalid_arguments_are_usage_errors(
+    arguments: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(arguments) == 2
+
+    error = capsys.readouterr().err
+    assert "expected" in error
+    assert "_positive" not in error
+    assert "invalid" not in error
 
 
 def test_help_lists_process_commands(capsys: pytest.CaptureFixture[str]) -> None:

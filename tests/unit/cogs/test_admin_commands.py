@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 from collections.abc import Awaitable
+from datetime import timedelta
 from typing import Any
 
 import discord
@@ -17,7 +18,7 @@ from cogs.admin import AdminCog
 from cogs.common import CogServices, LocalizedCheckFailure
 from cogs.player import PlayerCog
 from core.banano.address import encode_address
-from core.db.models import AuditEntry, Player, SettlementRun
+from core.db.models import AuditEntry, Payout, PayoutState, Player, SettlementRun
 from core.sandbox.yunite_server import SandboxYunite
 from core.services.abuse import AbuseFlagNotFoundError
 from core.services.faucet_flags import is_paused
@@ -260,9 +261,44 @@ async def test_faucet_health_in_dry_run(cog: AdminCog, services: Services) -> No
     assert len(await audit_entries(services, "faucet_health_viewed")) == 1
 
 
-async def test_payout_retry_unknown_payout(cog: AdminCog) -> None:
+async def test_faucet_health_flags_payout_not_final(
+    cog: AdminCog, cog_services: CogServices, services: Services
+) -> None:
+    await register_player(cog_services)
+    now = services.clock()
+    async with services.db.write() as session:
+        player_id = await session.scalar(select(Player.id))
+        assert player_id is not None
+        session.add(
+            Payout(
+                player_id=player_id,
+                destination="ban_1" + "1" * 59,
+                amount_raw=10**29,
+                kills=1,
+                state=PayoutState.SIGNED,
+                dry_run=False,
+                idempotency_key="health-signed",
+                created_at=now - timedelta(minutes=5),
+                updated_at=now - timedelta(minutes=5),
+            )
+        )
     interaction = admin()
 
-    await confirm(interaction, AdminCog.payout_retry.callback(cog, interaction, 77))
+    await AdminCog.faucet_health.callback(cog, interaction)
+
+    text = embed_text(last_embed(interaction))
+    assert "Something needs attention" in text
+    assert "signed or submitted after more than a minute: 1." in text
+
+
+async def test_payout_retry_unknown_payout(cog: AdminCog, services: Services) -> None:
+    interaction = admin()
+
+    # Refused at once, with no confirmation prompt, and audited.
+    await AdminCog.payout_retry.callback(cog, interaction, 77)
 
     assert "There is no payout #77" in embed_text(last_embed(interaction))
+    entries = await audit_entries(services, "payout_retry_refused")
+    assert [json.loads(entry.detail) for entry in entries] == [
+        {"payout_id": 77, "reason": "not_found"}
+    ]

@@ -172,6 +172,41 @@ async def test_confirmation_refuses_other_user(cog: PlayerCog, services: Service
     assert "Only the person who ran the command" in refusal.args[0]
 
 
+async def test_second_press_gets_an_answer(cog: PlayerCog) -> None:
+    first, second = new_wallet(), new_wallet()
+    await PlayerCog.link_wallet.callback(cog, mock_interaction(PLAYER_ID), first)
+    interaction = mock_interaction(PLAYER_ID)
+
+    task = asyncio.create_task(PlayerCog.link_wallet.callback(cog, interaction, second))
+    view = await wait_for_view(interaction.edit_original_response)
+    await view.children[1].callback(mock_interaction(PLAYER_ID))  # type: ignore[attr-defined]
+    await task
+    late = mock_interaction(PLAYER_ID)
+    await view.children[0].callback(late)  # type: ignore[attr-defined]
+
+    answer = late.response.send_message.await_args
+    assert answer.kwargs["ephemeral"] is True
+    assert "already answered" in answer.args[0]
+
+
+async def test_press_after_time_out_says_expired(
+    cog_services: CogServices, services: Services
+) -> None:
+    cog = PlayerCog(dataclasses.replace(cog_services, confirm_timeout_seconds=0.05))
+    await PlayerCog.link_wallet.callback(cog, mock_interaction(PLAYER_ID), new_wallet())
+    interaction = mock_interaction(PLAYER_ID)
+
+    task = asyncio.create_task(PlayerCog.link_wallet.callback(cog, interaction, new_wallet()))
+    view = await wait_for_view(interaction.edit_original_response)
+    await task
+    late = mock_interaction(PLAYER_ID)
+    await view.children[0].callback(late)  # type: ignore[attr-defined]
+
+    answer = late.response.send_message.await_args
+    assert answer.kwargs["ephemeral"] is True
+    assert "expired" in answer.args[0]
+
+
 async def test_status_of_unknown_player(cog: PlayerCog) -> None:
     interaction = mock_interaction(PLAYER_ID)
 

@@ -152,8 +152,42 @@ def test_healthy_faucet(catalog: MessageCatalog, product: ProductSettings) -> No
         "120 BAN, of which 100 BAN is available after payouts in flight. Floor: 50 BAN."
     )
     assert card.fields[1].value == "Reachable"
-    assert "completed, 3 payouts, 1 BAN" in card.fields[4].value
+    assert "completed. Payouts: 3, 1 BAN" in card.fields[4].value
     assert card.fields[6].value.split("\n") == ["Open: 9 BAN", "Held for review: 0 BAN"]
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_payouts_not_final_need_attention(
+    catalog: MessageCatalog, product: ProductSettings, locale: str
+) -> None:
+    card = render_health(health(), catalog, locale, product, EXPLORER, False, unfinished_payouts=2)
+
+    text = card_text(card)
+    assert card.tone == "warning"
+    assert card.description == catalog.text("health.attention", locale)
+    assert catalog.text("health.unfinished", locale, count=2) in text
+
+
+def test_run_stopped_on_unknown_send_needs_attention(
+    catalog: MessageCatalog, product: ProductSettings
+) -> None:
+    stopped = SettlementRunSummary(
+        9,
+        NOW,
+        NOW,
+        "completed",
+        "The outcome of payout 4 is unknown; the next run reconciles it before sending more.",
+        "schedule",
+        False,
+        1,
+        RAW_PER_BAN,
+    )
+
+    card = render_health(health(last_run=stopped), catalog, "en", product, EXPLORER, False)
+
+    assert card.tone == "warning"
+    assert card.description == "Something needs attention; see the items below."
+    assert "The run stopped before paying everyone." in card_text(card)
 
 
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
@@ -251,8 +285,8 @@ def test_long_flag_list_says_how_many_more(
     card = render_abuse_flags(flags, "open", catalog, "pt-BR", product, EXPLORER, True)
 
     assert_fits_discord(card)
-    assert card.description.split("\n")[-1].startswith("Mais ")
-    assert card.description.endswith("não mostrados.")
+    assert card.description.split("\n")[-1].startswith("Não mostrados: mais ")
+    assert card.description.split("\n")[-1][len("Não mostrados: mais ") : -1].isdigit()
 
 
 def test_no_flags(catalog: MessageCatalog, product: ProductSettings) -> None:
@@ -295,7 +329,7 @@ def test_completed_settlement_details(catalog: MessageCatalog, product: ProductS
     card = render_settlement_report(done, catalog, "en", product, EXPLORER, False)
 
     assert card.description.split("\n") == [
-        "Settlement finished: 2 payouts, 4.2 BAN in total.",
+        "Settlement finished. Payouts: 2, 4.2 BAN in total.",
         "It stopped early: The balance floor was reached.",
         "Players not paid in this run: 3 at the daily payout cap, 1 not eligible",
     ]
@@ -307,7 +341,7 @@ def test_dry_run_settlement(catalog: MessageCatalog, product: ProductSettings) -
 
     card = render_settlement_report(done, catalog, "es", product, EXPLORER, True)
 
-    assert "Liquidación en modo de prueba terminada: 1 pagos registrados" in card.description
+    assert "Pagos registrados: 1, 1 BAN en total." in card.description
 
 
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
