@@ -96,10 +96,7 @@ class StateBlock:
         work = self.work
         if work is not None:
             work = _check_hex("work", work, _WORK_HEX, 16).lower()
-        if self.subtype is not None and self.subtype not in BLOCK_SUBTYPES:
-            raise InvalidBlockError(
-                f"The block subtype must be one of {', '.join(sorted(BLOCK_SUBTYPES))}."
-            )
+        _check_subtype(self.subtype)
 
         object.__setattr__(self, "previous", previous)
         object.__setattr__(self, "link", link)
@@ -204,7 +201,9 @@ class StateBlock:
         """Load a block stored by `to_json_text`, validating every field."""
         try:
             data = json.loads(text)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, RecursionError) as error:
+            # ValueError also covers integers longer than int() accepts, and RecursionError
+            # comes from arrays or objects nested thousands deep.
             raise InvalidBlockError("The stored block is not valid JSON.") from error
         if not isinstance(data, dict):
             raise InvalidBlockError("The stored block must be a JSON object.")
@@ -231,13 +230,18 @@ def _optional_text(data: Mapping[str, object], name: str, allow_null: bool) -> s
     return value
 
 
-def _block_from_mapping(data: object, subtype: object, allow_null: bool) -> StateBlock:
-    if not isinstance(data, Mapping):
-        raise InvalidBlockError("A block must be a JSON object.")
-    if subtype is not None and subtype not in BLOCK_SUBTYPES:
+def _check_subtype(subtype: object) -> None:
+    # The type check comes first: a list or dict cannot even be looked up in the set.
+    if subtype is not None and (not isinstance(subtype, str) or subtype not in BLOCK_SUBTYPES):
         raise InvalidBlockError(
             f"The block subtype must be one of {', '.join(sorted(BLOCK_SUBTYPES))}."
         )
+
+
+def _block_from_mapping(data: object, subtype: object, allow_null: bool) -> StateBlock:
+    if not isinstance(data, Mapping):
+        raise InvalidBlockError("A block must be a JSON object.")
+    _check_subtype(subtype)
 
     block_type = _required_text(data, "type")
     if block_type != BLOCK_TYPE:

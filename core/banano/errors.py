@@ -114,3 +114,15 @@ class WorkNotFoundError(Pay2SlayError):
     """A local proof-of-work search that used up its iterations without a result."""
 
     safe_message = "Local proof of work found no result within the iteration limit."
+
+
+class LocalWorkError(Pay2SlayError, RuntimeError):
+    """A local proof-of-work search that failed because a worker process died."""
+
+    safe_message = "Local proof of work failed because a worker process stopped."
+
+
+class WorkGeneratorClosedError(LocalWorkError):
+    """A local proof-of-work search on a generator that was closed before or during it."""
+
+    safe_message = "Local proof of work is not available because its generator was closed."

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import ed25519_blake2b
 
@@ -20,6 +21,8 @@ PRIVATE_KEY_LENGTH = 32
 PUBLIC_KEY_LENGTH = 32
 SIGNATURE_LENGTH = 64
 MAX_ACCOUNT_INDEX = 2**32 - 1
+# L, the order of the ed25519 base point.
+GROUP_ORDER = 2**252 + 27742317777372353535851937790883648493
 
 _SEED_HEX = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
 
@@ -52,11 +55,15 @@ def public_key_from_private(private_key: bytes) -> bytes:
 def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
     """Return whether `signature` is a valid signature of `message` by `public_key`.
 
-    Malformed input (wrong lengths, a key that is not a curve point) returns False.
+    Malformed input (wrong lengths, a key that is not a curve point) returns False. So does a
+    signature whose S is not below the group order L, because S + L passes the verification
+    equation too and would give one block a second valid signature.
     """
     if not isinstance(public_key, bytes) or len(public_key) != PUBLIC_KEY_LENGTH:
         return False
     if not isinstance(signature, bytes) or len(signature) != SIGNATURE_LENGTH:
+        return False
+    if int.from_bytes(signature[32:], "little") >= GROUP_ORDER:
         return False
     try:
         ed25519_blake2b.VerifyingKey(public_key).verify(signature, message)
@@ -99,6 +106,10 @@ class KeyPair:
 
     def __repr__(self) -> str:
         return f"KeyPair(address={self.address!r})"
+
+    def __reduce__(self) -> NoReturn:
+        # Pickling (and copy, which uses the same protocol) would write the private key out.
+        raise TypeError("A KeyPair cannot be pickled or copied because it contains a private key.")
 
     def sign(self, message: bytes) -> bytes:
         """Return the 64-byte ed25519-blake2b signature of `message`."""

@@ -1,4 +1,9 @@
-"""Receiving sends that wait for the operator account (donations and top-ups)."""
+"""Receiving sends that wait for the operator account (donations and top-ups).
+
+Every run first reads the account's history for receive blocks not recorded yet, so a receive
+whose reply was lost, or one made by another wallet with the same seed, is recorded even after
+a restart. Recording is idempotent by the send's hash.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ import structlog
 from core.banano.blocks import ZERO_HASH, StateBlock, build_receive
 from core.banano.errors import InvalidAmountError
 from core.banano.keys import KeyPair
-from core.banano.rpc import NodeClient
-from core.banano.rpc_errors import AccountNotFoundError, BlockNotFoundError, NodeError
+from core.banano.rpc import HistoryEntry, NodeClient
+from core.banano.rpc_errors import AccountNotFoundError
 from core.banano.sender.local_signer import work_cache_for
 from core.banano.sender.publishing import BlockPublisher, OperatorAccountLock, Sleep
 from core.banano.sender.types import SendOutcome
@@ -53,6 +58,10 @@ class Receiver:
     The hash recorded is the send's (the receivable block's) hash, which stays the same
     however often receiving is tried. Pass the local signer's `lock` and work cache so
     receives queue behind sends and no block is built while another is in doubt.
+
+    The first scan of a process starts at the frontier and may reach the open block. Later
+    scans stop at the frontier of the previous one. Each reads at most `max_history_blocks`
+    blocks, or has no limit when it is None.
     """
 
     def __init__(
@@ -70,7 +79,11 @@ class Receiver:
         submit_attempts: int = 2,
         retry_delay_seconds: float = 0.5,
         sleep: Sleep = asyncio.sleep,
+        history_page_size: int = 500,
+        max_history_blocks: int | None = 10_000,
     ) -> None:
+        if history_page_size < 1:
+            raise ValueError("history_page_size must be at least 1")
         self._node = node
         self._key = key
         self._on_received = on_received
@@ -87,8 +100,12 @@ class Receiver:
             retry_delay_seconds=retry_delay_seconds,
             sleep=sleep,
         )
-        # Receives whose outcome was unknown: receive block hash -> (send hash, amount_raw).
-        self._unrecorded: dict[str, tuple[str, int]] = {}
+        self._history_page_size = history_page_size
+        self._max_history_blocks = max_history_blocks
+        # The frontier at the end of the last history scan: the next scan stops there.
+        self._scanned_frontier: str | None = None
+        # Send hashes already passed to `on_received`, so each is passed once per process.
+        self._recorded_sends: set[str] = set()
 
     def __repr__(self) -> str:
         return f"Receiver(account={self._key.address!r})"
@@ -105,7 +122,7 @@ class Receiver:
         async with self._lock:
             if not await self._publisher.settle_in_doubt():
                 return ReceiveSummary(0, 0, 0, "an earlier block of the account is in doubt")
-            newly_recorded += await self._record_settled_receives()
+            newly_recorded += await self._record_receives_in_history()
 
             receivable = await self._node.receivable(
                 self._key.address, self._batch_size, self._min_amount_raw
@@ -126,7 +143,7 @@ class Receiver:
                 result = await self._publisher.submit(block)
                 block_hash = block.hash()
                 if result.outcome is SendOutcome.UNCERTAIN:
-                    self._unrecorded[block_hash] = (send_hash, amount_raw)
+                    # If the block landed, the history scan of a later run records it.
                     return ReceiveSummary(
                         received_count, received_raw, newly_recorded, result.reason
                     )
@@ -172,8 +189,9 @@ class Receiver:
 
     async def _record(self, send_hash: str, amount_raw: int, block_hash: str) -> bool:
         recorded = await self._on_received(send_hash, amount_raw)
+        self._recorded_sends.add(send_hash)
         log.info(
-            "operator_receive_accepted",
+            "operator_receive_recorded",
             send_hash=send_hash,
             block_hash=block_hash,
             amount_raw=amount_raw,
@@ -181,20 +199,52 @@ class Receiver:
         )
         return recorded
 
-    async def _record_settled_receives(self) -> int:
-        # A receive whose reply was lost may have landed since. If the ledger has it, record it
-        # now, because its send no longer shows as receivable.
+    async def _record_receives_in_history(self) -> int:
+        """Record the receive blocks in the chain since the last scan that are not recorded."""
+        try:
+            info = await self._node.account_info(self._key.address)
+        except AccountNotFoundError:
+            return 0
+        if info.frontier == self._scanned_frontier:
+            return 0
+
+        unrecorded = await self._unrecorded_receives(info.frontier)
         newly_recorded = 0
-        for block_hash, (send_hash, amount_raw) in list(self._unrecorded.items()):
-            try:
-                await self._node.block_info(block_hash)
-            except BlockNotFoundError:
-                del self._unrecorded[block_hash]
-                continue
-            except NodeError as error:
-                log.info("receive_lookup_failed", block_hash=block_hash, error=type(error).__name__)
-                continue
-            del self._unrecorded[block_hash]
-            if await self._record(send_hash, amount_raw, block_hash):
+        # Oldest first, the order in which the account received them.
+        for entry in reversed(unrecorded):
+            assert entry.link is not None
+            if await self._record(entry.link, entry.amount_raw, entry.hash):
                 newly_recorded += 1
+        self._scanned_frontier = info.frontier
         return newly_recorded
+
+    async def _unrecorded_receives(self, frontier: str) -> list[HistoryEntry]:
+        unrecorded: list[HistoryEntry] = []
+        scanned = 0
+        head = frontier
+        while True:
+            entries = await self._node.account_history(
+                self._key.address, self._history_page_size, head=head
+            )
+            for entry in entries:
+                if entry.hash == self._scanned_frontier:
+                    return unrecorded
+                scanned += 1
+                if _is_receive(entry) and entry.link not in self._recorded_sends:
+                    unrecorded.append(entry)
+
+            if not entries:
+                return unrecorded
+            previous = entries[-1].previous
+            if previous is None or previous == ZERO_HASH:
+                return unrecorded
+            if self._max_history_blocks is not None and scanned >= self._max_history_blocks:
+                # NOTE: receives older than this are not looked at, so one whose reply was
+                # lost that long ago stays unrecorded. Pass None to scan the whole chain.
+                log.info("receive_history_scan_limited", scanned_blocks=scanned, head=head)
+                return unrecorded
+            head = previous
+
+
+def _is_receive(entry: HistoryEntry) -> bool:
+    return entry.subtype in ("receive", "open") and entry.link is not None

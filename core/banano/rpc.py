@@ -7,17 +7,21 @@ strings of raw on the wire and `int` here. A node reports errors with status 200
 Read actions are retried with backoff after transport errors because repeating them changes
 nothing. `process`, `send` and `work_generate` are sent once: the senders decide whether a
 repeat is safe (the same stored block, or the same `send` id).
+
+Each request has a deadline for the whole exchange, connecting and reading every byte
+included, so a node that trickles its reply cannot hold a caller longer than the timeout.
+A reply that cannot be read (not JSON, nested too deeply, numbers too long for `int`, fields
+missing or mistyped) raises `NodeUnavailableError`, never a bare `ValueError`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 import structlog
@@ -48,6 +52,18 @@ from core.banano.rpc_replies import (
 log = structlog.get_logger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
+
+# Errors that parsing a hostile or buggy reply can raise besides the typed ones: int() beyond
+# its digit limit, nesting past the recursion limit, and values of unexpected types.
+_PARSE_ERRORS = (
+    ArithmeticError,
+    AttributeError,
+    LookupError,
+    RecursionError,
+    TypeError,
+    ValueError,
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,12 @@ class RetryPolicy:
 
 
 class NodeClient:
-    """Banano node RPC over httpx. Pass an `httpx.AsyncClient` to share a connection pool."""
+    """Banano node RPC over httpx. Pass an `httpx.AsyncClient` to share a connection pool.
+
+    `timeout_seconds` bounds each request as a whole (`work_timeout_seconds` for
+    `work_generate`). A read retried after transport errors can take `read_retry.attempts`
+    times as long, plus the backoff delays.
+    """
 
     def __init__(
         self,
@@ -80,8 +101,8 @@ class NodeClient:
         self._url = base_url
         self._owns_http = http is None
         self._http = http if http is not None else httpx.AsyncClient()
-        self._timeout = httpx.Timeout(timeout_seconds)
-        self._work_timeout = httpx.Timeout(work_timeout_seconds)
+        self._timeout_seconds = timeout_seconds
+        self._work_timeout_seconds = work_timeout_seconds
         self._read_retry = read_retry if read_retry is not None else RetryPolicy()
         self._sleep = sleep
 
@@ -113,7 +134,7 @@ class NodeClient:
             "account_info",
             {"account": account, "representative": "true", "include_confirmed": "true"},
         )
-        return parse_account_info(reply)
+        return _parse("account_info", parse_account_info, reply)
 
     async def account_balance(self, account: str) -> AccountBalance:
         """Read the balance and the receivable total. An unopened account has balance 0.
@@ -122,7 +143,7 @@ class NodeClient:
         confirmed ones unless asked otherwise.
         """
         reply = await self._read("account_balance", {"account": account})
-        return parse_account_balance(reply)
+        return _parse("account_balance", parse_account_balance, reply)
 
     async def receivable(self, account: str, count: int, threshold_raw: int = 1) -> dict[str, int]:
         """Return confirmed sends to `account` not yet received, as {send hash: amount_raw}.
@@ -144,12 +165,12 @@ class NodeClient:
             if error.node_text != "Unknown command":
                 raise
             reply = await self._read("pending", payload)
-        return parse_receivable(reply)
+        return _parse("receivable", parse_receivable, reply)
 
     async def block_info(self, block_hash: str) -> BlockInfo:
         """Read a block by hash. Raises `BlockNotFoundError` when the node does not have it."""
         reply = await self._read("block_info", {"hash": block_hash, "json_block": "true"})
-        return parse_block_info(reply, block_hash)
+        return _parse("block_info", lambda data: parse_block_info(data, block_hash), reply)
 
     async def account_history(
         self, account: str, count: int, head: str | None = None
@@ -163,7 +184,7 @@ class NodeClient:
         if head is not None:
             payload["head"] = head
         reply = await self._read("account_history", payload)
-        return parse_account_history(reply)
+        return _parse("account_history", parse_account_history, reply)
 
     async def process(
         self, block: StateBlock, subtype: BlockSubtype | None = None, *, do_work: bool = False
@@ -183,8 +204,8 @@ class NodeClient:
             payload["do_work"] = True
         expected_hash = block.hash()
 
-        reply = await self._post("process", payload, self._timeout)
-        block_hash = parse_hash(reply, "hash", "process")
+        reply = await self._post("process", payload, self._timeout_seconds)
+        block_hash = _parse("process", lambda data: parse_hash(data, "hash", "process"), reply)
         if block_hash != expected_hash:
             log.error("node_process_hash_mismatch", block_hash=expected_hash, node_hash=block_hash)
             raise malformed_reply("process", "hash")
@@ -198,9 +219,11 @@ class NodeClient:
         `ControlDisabledError`.
         """
         reply = await self._post(
-            "work_generate", {"hash": root, "difficulty": difficulty_hex}, self._work_timeout
+            "work_generate",
+            {"hash": root, "difficulty": difficulty_hex},
+            self._work_timeout_seconds,
         )
-        return parse_work(reply)
+        return _parse("work_generate", parse_work, reply)
 
     async def send(
         self, wallet: str, source: str, destination: str, amount_raw: int, send_id: str
@@ -219,9 +242,9 @@ class NodeClient:
                 "amount": str(amount_raw),
                 "id": send_id,
             },
-            self._timeout,
+            self._timeout_seconds,
         )
-        block_hash = parse_hash(reply, "block", "send")
+        block_hash = _parse("send", lambda data: parse_hash(data, "block", "send"), reply)
         log.info("node_wallet_send_replied", block_hash=block_hash, amount_raw=amount_raw)
         return block_hash
 
@@ -229,7 +252,7 @@ class NodeClient:
         attempt = 1
         while True:
             try:
-                return await self._post(action, payload, self._timeout)
+                return await self._post(action, payload, self._timeout_seconds)
             except NodeTransportError as error:
                 if attempt >= self._read_retry.attempts:
                     raise
@@ -245,15 +268,20 @@ class NodeClient:
                 await self._sleep(delay)
 
     async def _post(
-        self, action: str, payload: Mapping[str, Any], request_timeout: httpx.Timeout
+        self, action: str, payload: Mapping[str, Any], timeout_seconds: float
     ) -> dict[str, Any]:
         started = time.monotonic()
         try:
-            response = await self._http.post(
-                self._url, json={"action": action, **payload}, timeout=request_timeout
-            )
-        except httpx.TimeoutException as error:
-            log.warning("node_rpc_timeout", action=action)
+            # httpx's timeouts apply to each read, so a node sending a byte now and then would
+            # never trip them. This deadline covers the whole request.
+            async with asyncio.timeout(timeout_seconds):
+                response = await self._http.post(
+                    self._url,
+                    json={"action": action, **payload},
+                    timeout=httpx.Timeout(timeout_seconds),
+                )
+        except (TimeoutError, httpx.TimeoutException) as error:
+            log.warning("node_rpc_timeout", action=action, timeout_seconds=timeout_seconds)
             raise NodeTimeoutError() from error
         except httpx.HTTPError as error:
             log.warning("node_rpc_unreachable", action=action, error=type(error).__name__)
@@ -272,10 +300,17 @@ class NodeClient:
             )
         try:
             reply = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            log.warning("node_rpc_malformed_reply", action=action, elapsed_ms=elapsed_ms)
+        except (ValueError, RecursionError) as error:
+            # ValueError covers invalid JSON, invalid UTF-8 and integers longer than int()
+            # accepts. RecursionError comes from arrays or objects nested thousands deep.
+            log.warning(
+                "node_rpc_malformed_reply",
+                action=action,
+                error=type(error).__name__,
+                elapsed_ms=elapsed_ms,
+            )
             raise NodeUnavailableError(
-                "The Banano node returned a reply that is not JSON."
+                "The Banano node returned a reply that is not readable JSON."
             ) from error
         if not isinstance(reply, dict):
             log.warning("node_rpc_malformed_reply", action=action, elapsed_ms=elapsed_ms)
@@ -285,7 +320,10 @@ class NodeClient:
 
         node_text = reply.get("error")
         if node_text is not None:
-            reply_error = error_from_text(str(node_text))
+            if not isinstance(node_text, str):
+                log.warning("node_rpc_malformed_reply", action=action, elapsed_ms=elapsed_ms)
+                raise malformed_reply(action, "error")
+            reply_error = error_from_text(node_text)
             log.debug(
                 "node_rpc_error_reply",
                 action=action,
@@ -296,6 +334,17 @@ class NodeClient:
             raise reply_error
         log.debug("node_rpc_ok", action=action, elapsed_ms=elapsed_ms)
         return reply
+
+
+def _parse(action: str, parse: Callable[[dict[str, Any]], T], reply: dict[str, Any]) -> T:
+    """Run a reply parser and turn any untyped failure into `NodeUnavailableError`."""
+    try:
+        return parse(reply)
+    except _PARSE_ERRORS as error:
+        log.warning("node_rpc_malformed_reply", action=action, error=type(error).__name__)
+        raise NodeUnavailableError(
+            f"The Banano node's {action} reply could not be read."
+        ) from error
 
 
 __all__ = [

@@ -98,7 +98,11 @@ class InsufficientWorkError(BlockRejectedError):
     """The block's proof of work is below the node's threshold."""
 
     safe_message = "The Banano node rejected the block: insufficient proof of work."
-    node_texts = ("Block work is less than threshold", "Insufficient work")
+    node_texts = (
+        "Block work is less than threshold",
+        "Block work is insufficient",
+        "Insufficient work",
+    )
 
 
 class BalanceMismatchError(BlockRejectedError):
@@ -135,7 +139,22 @@ class SendRefusedError(NodeReplyError):
         "Bad source account",
         "Bad destination account",
         "Bad amount number",
+        "Invalid amount number",
     )
+
+
+class WalletBlockError(NodeReplyError):
+    """The node wallet `send` built a block but could not publish it, or publishing timed out.
+
+    In nano-node's `wallet::send_action` (nano/node/wallet.cpp), the send id is stored with the
+    new block's hash before the block is processed. `json_handler::send` replies "Error
+    generating block" when work generation or processing fails or times out and the balance
+    read before the send covered the amount. The block may yet land, so this is no refusal.
+    A repeat with the same id returns that block once the ledger has it.
+    """
+
+    safe_message = "The Banano node wallet may have created the block but did not confirm it."
+    node_texts = ("Error generating block",)
 
 
 class InvalidSubtypeError(NodeReplyError):
@@ -191,6 +210,7 @@ _ERROR_CLASSES: tuple[type[NodeReplyError], ...] = (
     UnreceivableError,
     InvalidSubtypeError,
     SendRefusedError,
+    WalletBlockError,
     AccountNotFoundError,
     BlockNotFoundError,
     ControlDisabledError,

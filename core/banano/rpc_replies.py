@@ -19,6 +19,7 @@ from core.banano.units import parse_raw
 
 _HASH_TEXT = re.compile(r"[0-9A-Fa-f]{64}", re.ASCII)
 _WORK_TEXT = re.compile(r"[0-9A-Fa-f]{16}", re.ASCII)
+_MAX_U64 = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -218,10 +219,12 @@ def _raw_field(reply: Mapping[str, Any], key: str) -> int:
 
 
 def _int_value(value: object, field_name: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
+    # Counts, heights and timestamps are unsigned 64-bit numbers on the node. The length check
+    # keeps int() far from its digit limit on hostile text.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_U64:
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
     raise malformed_reply("RPC", field_name)
 
 

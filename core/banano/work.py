@@ -1,152 +1,95 @@
-"""Proof of work: validation against a threshold and a local CPU search.
+"""Local proof-of-work search in worker processes, so the event loop keeps running meanwhile.
 
-The work value of a nonce is the 8-byte Blake2b digest of the nonce (8 bytes little-endian)
-followed by the 32-byte root, read as a little-endian unsigned integer. Work is valid when
-the value is at least the threshold. The root is the previous block's hash, or the account's
-public key for its first block. JSON carries the nonce as 16 lower-case hex digits.
+The work rules themselves (the value of a nonce, validity, the root of a block) and the
+single-threaded search live in `core.banano.work_search` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
 import multiprocessing
 import os
-import re
 import secrets
+import signal
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 
-from core.banano.blocks import StateBlock
-from core.banano.errors import InvalidWorkError, WorkNotFoundError
+from core.banano.errors import LocalWorkError, WorkGeneratorClosedError
+from core.banano.work_search import (
+    DEFAULT_CHUNK_ITERATIONS,
+    MAX_NONCE,
+    WORK_THRESHOLD,
+    check_threshold,
+    generate_work_local,
+    is_valid_work,
+    root_bytes,
+    search_work_chunk,
+    work_root,
+    work_value,
+)
 
-# The threshold that Banano nodes apply to send and receive blocks.
-WORK_THRESHOLD = 0xFFFFFE0000000000
-MAX_NONCE = 2**64 - 1
+# `LocalWorkGenerator` sizes its chunks so that each takes about this long in a worker. A
+# cancelled or closed search lets go of its workers after the running chunk, so this is also
+# about how long a cancelled search keeps a core busy. The hashing rate varies by an order of
+# magnitude between hosts and with load, which rules out a fixed size.
+DEFAULT_TARGET_CHUNK_SECONDS = 0.1
+# Small enough for a slow core, large enough that sending a chunk to a worker costs little.
+FIRST_CHUNK_ITERATIONS = 1 << 16
+MIN_CHUNK_ITERATIONS = 1 << 12
+MAX_CHUNK_ITERATIONS = 1 << 24
 
-# About 0.3 s of hashing at 3.4 million nonces per second, the rate that
-# tests/benchmarks/bench_banano_primitives.py measured on one core of a 2-vCPU Intel Xeon host.
-# A cancelled search stops after its current chunk.
-DEFAULT_CHUNK_ITERATIONS = 1 << 20
-
-_ROOT_HEX = re.compile(r"[0-9A-Fa-f]{64}", re.ASCII)
-_WORK_HEX = re.compile(r"[0-9A-Fa-f]{16}", re.ASCII)
-_NONCE_COUNT = MAX_NONCE + 1
 _WORKER_NICE_INCREMENT = 10
+_PARENT_CHECK_SECONDS = 1.0
 
 
-def _root_bytes(root_hex: str) -> bytes:
-    if not isinstance(root_hex, str) or _ROOT_HEX.fullmatch(root_hex) is None:
-        raise InvalidWorkError("The work root must be 64 hexadecimal digits.")
-    return bytes.fromhex(root_hex)
+def next_chunk_iterations(iterations: int, elapsed_seconds: float, target_seconds: float) -> int:
+    """Size the next chunk from how long a chunk of `iterations` nonces took.
+
+    The size moves toward `target_seconds` by at most a factor of 2 per chunk, so one chunk
+    slowed down by a busy host does not shrink the next one to nothing, and stays between
+    `MIN_CHUNK_ITERATIONS` and `MAX_CHUNK_ITERATIONS`.
+    """
+    # A chunk too short for the clock to measure grows by the largest step.
+    speed_up = target_seconds / elapsed_seconds if elapsed_seconds > 0 else 2.0
+    factor = min(max(speed_up, 0.5), 2.0)
+    return min(max(int(iterations * factor), MIN_CHUNK_ITERATIONS), MAX_CHUNK_ITERATIONS)
 
 
-def _check_threshold(threshold: int) -> int:
-    if isinstance(threshold, bool) or not isinstance(threshold, int):
-        raise InvalidWorkError("The work threshold must be an int.")
-    if not 0 <= threshold <= MAX_NONCE:
-        raise InvalidWorkError("The work threshold must be an unsigned 64-bit integer.")
-    return threshold
-
-
-def _nonce_value(root: bytes, nonce: int) -> int:
-    digest = hashlib.blake2b(nonce.to_bytes(8, "little") + root, digest_size=8).digest()
-    return int.from_bytes(digest, "little")
-
-
-def work_value(root_hex: str, work_hex: str) -> int:
-    """Compute the work value of the nonce `work_hex` (16 hex digits) for `root_hex`."""
-    if not isinstance(work_hex, str) or _WORK_HEX.fullmatch(work_hex) is None:
-        raise InvalidWorkError("The work must be 16 hexadecimal digits.")
-    return _nonce_value(_root_bytes(root_hex), int(work_hex, 16))
-
-
-def is_valid_work(root_hex: str, work_hex: str, threshold: int = WORK_THRESHOLD) -> bool:
-    """Return whether `work_hex` reaches `threshold` for `root_hex`."""
-    return work_value(root_hex, work_hex) >= _check_threshold(threshold)
-
-
-def work_root(block: StateBlock) -> str:
-    """Return the root that a block's work is computed on, as 64 upper-case hex digits."""
-    if block.is_open:
-        return block.account_public_key.hex().upper()
-    return block.previous
-
-
-def _search_range(root: bytes, threshold: int, start_nonce: int, iterations: int) -> int | None:
-    # This is the hot loop: copying a prepared hash object is faster than building one, and
-    # the top byte of the little-endian value is checked before the whole value.
-    copy_empty_hash = hashlib.blake2b(digest_size=8).copy
-    top_byte_threshold = threshold >> 56
-    end_nonce = min(start_nonce + iterations, _NONCE_COUNT)
-    for nonce in range(start_nonce, end_nonce):
-        state = copy_empty_hash()
-        state.update(nonce.to_bytes(8, "little"))
-        state.update(root)
-        digest = state.digest()
-        if digest[7] >= top_byte_threshold and int.from_bytes(digest, "little") >= threshold:
-            return nonce
-    return None
-
-
-def search_work_chunk(
+def _search_chunk_in_worker(
     root_hex: str, threshold: int, start_nonce: int, iterations: int
-) -> str | None:
-    """Try `iterations` consecutive nonces from `start_nonce`, wrapping after 2**64 - 1.
-
-    Returns the first valid nonce as 16 lower-case hex digits, or None. This is the unit of
-    work that `LocalWorkGenerator` sends to its worker processes.
-    """
-    root = _root_bytes(root_hex)
-    _check_threshold(threshold)
-    if not 0 <= start_nonce <= MAX_NONCE or iterations < 0:
-        raise InvalidWorkError("The start nonce or the iteration count is out of range.")
-
-    remaining = min(iterations, _NONCE_COUNT)
-    nonce = start_nonce
-    while remaining > 0:
-        span = min(remaining, _NONCE_COUNT - nonce)
-        found = _search_range(root, threshold, nonce, span)
-        if found is not None:
-            return f"{found:016x}"
-        remaining -= span
-        nonce = 0
-    return None
+) -> tuple[str | None, int, float]:
+    # Runs in a worker process. The time is measured there, so queueing and the transfer of
+    # the result do not count toward the chunk size.
+    started = time.perf_counter()
+    found = search_work_chunk(root_hex, threshold, start_nonce, iterations)
+    return found, os.getpid(), time.perf_counter() - started
 
 
-def generate_work_local(
-    root_hex: str,
-    threshold: int,
-    max_iterations: int | None = None,
-    *,
-    start_nonce: int | None = None,
-) -> str:
-    """Search for valid work on the calling thread, from a random nonce unless one is given.
+def _prepare_worker() -> None:
+    # Ctrl-C in a terminal reaches the whole process group. The parent decides how to stop,
+    # so a worker must not die under a search the parent still waits for.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    This blocks for seconds at `WORK_THRESHOLD`; async code uses `LocalWorkGenerator`.
-    Raises `WorkNotFoundError` when `max_iterations` nonces were tried without success.
-    """
-    _root_bytes(root_hex)
-    _check_threshold(threshold)
-    nonce = secrets.randbits(64) if start_nonce is None else start_nonce
-    if max_iterations is not None:
-        found = search_work_chunk(root_hex, threshold, nonce, max_iterations)
-        if found is None:
-            raise WorkNotFoundError()
-        return found
-
-    while True:
-        found = search_work_chunk(root_hex, threshold, nonce, DEFAULT_CHUNK_ITERATIONS)
-        if found is not None:
-            return found
-        nonce = (nonce + DEFAULT_CHUNK_ITERATIONS) & MAX_NONCE
-
-
-def _lower_worker_priority() -> None:
     # A search keeps a core busy for seconds. On a small host the bot's own process, which
     # runs the event loop, should get the CPU first when both are ready to run.
     if hasattr(os, "nice"):
         os.nice(_WORKER_NICE_INCREMENT)
+
+    # A parent killed with SIGKILL cannot shut the pool down, and an idle worker would wait
+    # for its next chunk forever, holding the parent's output pipes open.
+    parent_id = os.getppid()
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent_id,), name="parent-watch", daemon=True
+    ).start()
+
+
+def _exit_when_orphaned(parent_id: int) -> None:
+    while os.getppid() == parent_id:
+        time.sleep(_PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 class LocalWorkGenerator:
@@ -154,67 +97,86 @@ class LocalWorkGenerator:
 
     `generate` only awaits the workers' results, so the event loop keeps running meanwhile.
 
-    Each search runs as chunks of `chunk_iterations` nonces spread over `processes` workers,
-    each worker on its own random range. Between chunks the search checks for cancellation,
-    so a cancelled `generate` frees the workers within one chunk. Call `close()` (or
-    `aclose()`) when done.
+    Each search runs as chunks spread over `processes` workers, each worker on its own
+    random range. Chunks take about `target_chunk_seconds` each, sized from the time earlier
+    chunks took, unless `chunk_iterations` fixes their size. Between chunks the search checks
+    for cancellation, so a cancelled `generate` frees the workers within one chunk. Call
+    `close()` (or `aclose()`) when done.
     """
 
     def __init__(
         self,
         processes: int = 1,
-        chunk_iterations: int = DEFAULT_CHUNK_ITERATIONS,
+        chunk_iterations: int | None = None,
         random_nonce: Callable[[], int] = lambda: secrets.randbits(64),
+        *,
+        target_chunk_seconds: float = DEFAULT_TARGET_CHUNK_SECONDS,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
-        if chunk_iterations < 1:
+        if chunk_iterations is not None and chunk_iterations < 1:
             raise ValueError("chunk_iterations must be at least 1")
+        if target_chunk_seconds <= 0:
+            raise ValueError("target_chunk_seconds must be positive")
         self._processes = processes
-        self._chunk_iterations = chunk_iterations
+        self._adaptive = chunk_iterations is None
+        self._chunk_iterations = (
+            FIRST_CHUNK_ITERATIONS if chunk_iterations is None else chunk_iterations
+        )
+        self._target_chunk_seconds = target_chunk_seconds
         self._random_nonce = random_nonce
+        self._worker_process_ids: set[int] = set()
         # "spawn" starts clean interpreters: forking a process that runs an event loop and
         # database threads can copy a lock in its held state and deadlock the child.
         self._executor = concurrent.futures.ProcessPoolExecutor(
             max_workers=processes,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_lower_worker_priority,
+            initializer=_prepare_worker,
         )
         self._closed = False
 
+    @property
+    def chunk_iterations(self) -> int:
+        """The number of nonces the next chunk will try."""
+        return self._chunk_iterations
+
+    @property
+    def worker_process_ids(self) -> frozenset[int]:
+        """The process ids of the workers that have finished at least one chunk."""
+        return frozenset(self._worker_process_ids)
+
     async def generate(self, root_hex: str, threshold: int) -> str:
-        """Find a nonce whose work value for `root_hex` is at least `threshold`."""
+        """Find a nonce whose work value for `root_hex` is at least `threshold`.
+
+        Raises `WorkGeneratorClosedError` when the generator is closed before or during the
+        search, and `LocalWorkError` when a worker process died.
+        """
         if self._closed:
-            raise RuntimeError("The LocalWorkGenerator is closed.")
-        _root_bytes(root_hex)
-        _check_threshold(threshold)
+            raise WorkGeneratorClosedError()
+        root_bytes(root_hex)
+        check_threshold(threshold)
 
         loop = asyncio.get_running_loop()
         # One random range per worker, so workers never try the same nonce twice.
         next_nonces = [self._random_nonce() & MAX_NONCE for _ in range(self._processes)]
         idle_ranges = set(range(self._processes))
-        pending: dict[asyncio.Future[str | None], int] = {}
+        pending: dict[asyncio.Future[tuple[str | None, int, float]], tuple[int, int]] = {}
         try:
             while True:
                 for range_index in idle_ranges:
-                    future = loop.run_in_executor(
-                        self._executor,
-                        search_work_chunk,
-                        root_hex,
-                        threshold,
-                        next_nonces[range_index],
-                        self._chunk_iterations,
+                    iterations = self._chunk_iterations
+                    future = self._submit_chunk(
+                        loop, root_hex, threshold, next_nonces[range_index], iterations
                     )
-                    pending[future] = range_index
-                    next_nonces[range_index] = (
-                        next_nonces[range_index] + self._chunk_iterations
-                    ) & MAX_NONCE
+                    pending[future] = (range_index, iterations)
+                    next_nonces[range_index] = (next_nonces[range_index] + iterations) & MAX_NONCE
                 idle_ranges.clear()
 
                 done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for future in done:
-                    idle_ranges.add(pending.pop(future))
-                    found = future.result()
+                    range_index, iterations = pending.pop(future)
+                    idle_ranges.add(range_index)
+                    found = self._chunk_result(future, iterations)
                     if found is not None:
                         return found
         finally:
@@ -222,11 +184,70 @@ class LocalWorkGenerator:
             for future in pending:
                 future.cancel()
 
+    def _submit_chunk(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        root_hex: str,
+        threshold: int,
+        start_nonce: int,
+        iterations: int,
+    ) -> asyncio.Future[tuple[str | None, int, float]]:
+        try:
+            return loop.run_in_executor(
+                self._executor,
+                _search_chunk_in_worker,
+                root_hex,
+                threshold,
+                start_nonce,
+                iterations,
+            )
+        except RuntimeError as error:
+            # The executor refuses new chunks after shutdown and once a worker died.
+            if self._closed:
+                raise WorkGeneratorClosedError() from error
+            raise LocalWorkError() from error
+
+    def _chunk_result(
+        self, future: asyncio.Future[tuple[str | None, int, float]], iterations: int
+    ) -> str | None:
+        if future.cancelled():
+            # Only `close()` cancels chunks that this search did not cancel itself.
+            raise WorkGeneratorClosedError()
+        try:
+            found, worker_process_id, elapsed_seconds = future.result()
+        except BrokenProcessPool as error:
+            raise LocalWorkError() from error
+
+        self._worker_process_ids.add(worker_process_id)
+        if self._adaptive:
+            self._chunk_iterations = next_chunk_iterations(
+                iterations, elapsed_seconds, self._target_chunk_seconds
+            )
+        return found
+
     def close(self, wait: bool = True) -> None:
-        """Stop the worker processes, waiting for running chunks to end unless `wait` is False."""
+        """Stop the worker processes, waiting for running chunks to end unless `wait` is False.
+
+        A search still running raises `WorkGeneratorClosedError` once its chunk ends.
+        """
         self._closed = True
         self._executor.shutdown(wait=wait, cancel_futures=True)
 
     async def aclose(self) -> None:
         """Stop the worker processes without blocking the event loop."""
         await asyncio.to_thread(self.close)
+
+
+__all__ = [
+    "DEFAULT_CHUNK_ITERATIONS",
+    "DEFAULT_TARGET_CHUNK_SECONDS",
+    "MAX_NONCE",
+    "WORK_THRESHOLD",
+    "LocalWorkGenerator",
+    "generate_work_local",
+    "is_valid_work",
+    "next_chunk_iterations",
+    "search_work_chunk",
+    "work_root",
+    "work_value",
+]

@@ -24,8 +24,17 @@ log = structlog.get_logger(__name__)
 
 _WORK_TEXT = re.compile(r"[0-9A-Fa-f]{16}", re.ASCII)
 # Errors that a failing provider raises: typed errors of this project (node, work, validation), HTTP
-# failures, and the RuntimeError of a closed or broken process pool.
-_PROVIDER_ERRORS = (Pay2SlayError, httpx.HTTPError, OSError, RuntimeError)
+# failures, the RuntimeError of a closed or broken process pool, and the untyped errors of a
+# provider that chokes on a reply (ValueError, KeyError, TypeError).
+_PROVIDER_ERRORS = (
+    Pay2SlayError,
+    httpx.HTTPError,
+    OSError,
+    RuntimeError,
+    ValueError,
+    LookupError,
+    TypeError,
+)
 
 
 class WorkUnavailableError(Pay2SlayError):
@@ -59,12 +68,15 @@ class NodeWorkProvider:
 
 
 class WorkServerProvider:
-    """Work from a work server (such as the Nano or Banano work server) at `url`."""
+    """Work from a work server (such as the Nano or Banano work server) at `url`.
+
+    `timeout_seconds` bounds each request as a whole, reading the reply included.
+    """
 
     def __init__(self, url: str, http: httpx.AsyncClient, timeout_seconds: float = 30.0) -> None:
         self._url = url
         self._http = http
-        self._timeout = httpx.Timeout(timeout_seconds)
+        self._timeout_seconds = timeout_seconds
 
     def __repr__(self) -> str:
         return f"WorkServerProvider(url={self._url!r})"
@@ -72,8 +84,8 @@ class WorkServerProvider:
     async def generate(self, root_hex: str, threshold: int) -> str:
         """POST a `work_generate` request and return the work it replies with.
 
-        Raises `WorkUnavailableError` for a transport failure, an HTTP error, an error reply or
-        a reply without a well-formed `work` field.
+        Raises `WorkUnavailableError` for a transport failure, a timeout, an HTTP error, an
+        error reply or a reply without a well-formed `work` field.
         """
         request = {
             "action": "work_generate",
@@ -81,10 +93,19 @@ class WorkServerProvider:
             "difficulty": difficulty_hex(threshold),
         }
         try:
-            response = await self._http.post(self._url, json=request, timeout=self._timeout)
+            # httpx's timeouts apply to each read, so a server sending a byte now and then
+            # would never trip them. This deadline covers the whole request.
+            async with asyncio.timeout(self._timeout_seconds):
+                response = await self._http.post(
+                    self._url, json=request, timeout=httpx.Timeout(self._timeout_seconds)
+                )
             response.raise_for_status()
             reply = response.json()
-        except (httpx.HTTPError, ValueError) as error:
+        except TimeoutError as error:
+            raise WorkUnavailableError("The work server did not reply in time.") from error
+        except (httpx.HTTPError, ValueError, RecursionError) as error:
+            # ValueError covers invalid JSON and integers longer than int() accepts, and
+            # RecursionError comes from JSON nested thousands of levels deep.
             raise WorkUnavailableError(
                 f"The work server failed ({type(error).__name__})."
             ) from error
@@ -119,31 +140,43 @@ class DoWorkProvider:
 class FallbackWorkProvider:
     """A chain of providers tried in order: a slow, failing or wrong one falls through.
 
-    Each provider gets at most `per_provider_timeout_seconds`. Every nonce returned is
-    checked with `is_valid_work`, so a provider returning bad work counts as failed.
+    `per_provider_timeout_seconds` is one limit for every provider, or a sequence with one
+    limit per provider in the same order (a node's `work_generate` may deserve less time than
+    a local CPU search). Every nonce returned is checked with `is_valid_work`, so a provider
+    returning bad work counts as failed.
     """
 
     def __init__(
-        self, providers: Sequence[WorkProvider], per_provider_timeout_seconds: float
+        self,
+        providers: Sequence[WorkProvider],
+        per_provider_timeout_seconds: float | Sequence[float],
     ) -> None:
         if not providers:
             raise ValueError("FallbackWorkProvider needs at least one provider.")
-        self._providers = tuple(providers)
-        self._timeout = per_provider_timeout_seconds
+        if isinstance(per_provider_timeout_seconds, int | float):
+            timeouts = (float(per_provider_timeout_seconds),) * len(providers)
+        else:
+            timeouts = tuple(per_provider_timeout_seconds)
+            if len(timeouts) != len(providers):
+                raise ValueError(
+                    f"FallbackWorkProvider needs one timeout per provider: {len(providers)} "
+                    f"providers, {len(timeouts)} timeouts."
+                )
+        self._providers = tuple(zip(providers, timeouts, strict=True))
 
     async def generate(self, root_hex: str, threshold: int) -> str:
         """Return the first valid work any provider produces, or raise `WorkUnavailableError`."""
-        for position, provider in enumerate(self._providers, start=1):
+        for position, (provider, timeout_seconds) in enumerate(self._providers, start=1):
             provider_name = type(provider).__name__
             try:
-                async with asyncio.timeout(self._timeout):
+                async with asyncio.timeout(timeout_seconds):
                     work = await provider.generate(root_hex, threshold)
             except TimeoutError:
                 log.warning(
                     "work_provider_timed_out",
                     provider=provider_name,
                     position=position,
-                    timeout_seconds=self._timeout,
+                    timeout_seconds=timeout_seconds,
                     root=root_hex,
                 )
                 continue

@@ -19,6 +19,10 @@ class FaultKind(enum.Enum):
     MALFORMED_JSON = "malformed_json"
     # Act on the request, then close the connection without a reply.
     REPLY_LOST_AFTER_APPLY = "reply_lost_after_apply"
+    # Reply status 200 with the given body text, after acting on the request or without it.
+    RAW_BODY = "raw_body"
+    # Act on the request, then send the reply one byte at a time with a pause before each.
+    TRICKLE = "trickle"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,8 @@ class Fault:
     kind: FaultKind
     delay_seconds: float = 0.0
     error_text: str = ""
+    body: str = ""
+    apply_first: bool = False
 
     @classmethod
     def delay(cls, seconds: float) -> Fault:
@@ -55,6 +61,24 @@ class Fault:
     def reply_lost_after_apply(cls) -> Fault:
         """Apply the request, then drop the connection so the client sees a transport error."""
         return cls(FaultKind.REPLY_LOST_AFTER_APPLY)
+
+    @classmethod
+    def raw_body(cls, body: str, *, apply_first: bool = False) -> Fault:
+        """Reply with status 200 and exactly `body`, such as JSON a client cannot handle.
+
+        With `apply_first` the request is applied before the reply, so a `process` block lands.
+        """
+        return cls(FaultKind.RAW_BODY, body=body, apply_first=apply_first)
+
+    @classmethod
+    def trickle(cls, seconds_per_byte: float) -> Fault:
+        """Apply the request, then send the reply one byte per `seconds_per_byte`.
+
+        Each byte arrives well within a per-read timeout, so only a total deadline stops it.
+        """
+        if seconds_per_byte <= 0:
+            raise ValueError("the pause between bytes must be positive")
+        return cls(FaultKind.TRICKLE, delay_seconds=seconds_per_byte)
 
 
 @dataclass

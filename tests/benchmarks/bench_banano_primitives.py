@@ -1,16 +1,20 @@
-"""Benchmark block signing and local proof of work.
+"""Benchmark block signing, local proof of work, and the event loop during a local search.
 
 Run from the repository root:
 
     python -m tests.benchmarks.bench_banano_primitives [--work-seconds 180] [--max-roots 40]
+        [--loop-roots 5]
 
 Prints a summary and writes tests/benchmarks/results/banano_primitives.json. Local work runs
-one search at a time in this process, so the figures are for one CPU core.
+one search at a time in this process, so the figures are for one CPU core. The event loop
+figures come from `LocalWorkGenerator` searches in one worker process while a coroutine
+sleeps 10 ms per tick. The largest gap between ticks is compared with a 100 ms target.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -24,7 +28,13 @@ from typing import Any
 from core.banano.blocks import build_send
 from core.banano.keys import KeyPair
 from core.banano.units import RAW_PER_BAN
-from core.banano.work import WORK_THRESHOLD, generate_work_local, is_valid_work, search_work_chunk
+from core.banano.work import (
+    WORK_THRESHOLD,
+    LocalWorkGenerator,
+    generate_work_local,
+    is_valid_work,
+    search_work_chunk,
+)
 
 RESULTS_PATH = Path(__file__).parent / "results" / "banano_primitives.json"
 REPRESENTATIVE = "ban_1bananobh5rat99qfgt1ptpieie5swmoth87thi74qgbfrij7dcgjiij94xr"
@@ -32,6 +42,8 @@ SIGNING_RUNS = 7
 BLOCKS_PER_SIGNING_RUN = 2000
 HASH_RATE_RUNS = 5
 NONCES_PER_HASH_RATE_RUN = 1 << 20
+TICK_SECONDS = 0.01
+MAX_TICK_GAP_TARGET_SECONDS = 0.1
 
 
 def _cpu_model() -> str:
@@ -118,6 +130,59 @@ def measure_local_work(work_seconds: float, max_roots: int) -> dict[str, Any]:
     }
 
 
+async def _search_while_ticking(generator: LocalWorkGenerator, root: str) -> list[float]:
+    gaps: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        last_tick = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(TICK_SECONDS)
+            now = time.perf_counter()
+            gaps.append(now - last_tick)
+            last_tick = now
+
+    ticker_task = asyncio.create_task(ticker())
+    try:
+        work = await generator.generate(root, WORK_THRESHOLD)
+    finally:
+        stop.set()
+        await ticker_task
+    assert is_valid_work(root, work)
+    return gaps
+
+
+async def _measure_event_loop(roots: int) -> dict[str, Any]:
+    generator = LocalWorkGenerator(processes=1)
+    try:
+        # The first search also starts the worker process; it is measured like the others.
+        gaps = [
+            gap
+            for _ in range(roots)
+            for gap in await _search_while_ticking(generator, secrets.token_hex(32).upper())
+        ]
+        final_chunk_iterations = generator.chunk_iterations
+    finally:
+        await generator.aclose()
+
+    max_gap = max(gaps)
+    return {
+        "roots": roots,
+        "tick_seconds": TICK_SECONDS,
+        "ticks": len(gaps),
+        "max_gap_seconds": round(max_gap, 4),
+        "median_gap_seconds": round(statistics.median(gaps), 4),
+        "max_gap_target_seconds": MAX_TICK_GAP_TARGET_SECONDS,
+        "max_gap_within_target": max_gap < MAX_TICK_GAP_TARGET_SECONDS,
+        "final_chunk_iterations": final_chunk_iterations,
+    }
+
+
+def measure_event_loop(roots: int) -> dict[str, Any]:
+    """Search for work at the real threshold in a worker process and time the loop's ticks."""
+    return asyncio.run(_measure_event_loop(roots))
+
+
 def main() -> None:
     """Run every measurement, print a summary and write the JSON results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,6 +194,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--max-roots", type=int, default=40, help="maximum number of random roots to search"
+    )
+    parser.add_argument(
+        "--loop-roots",
+        type=int,
+        default=5,
+        help="number of roots searched in a worker process while the event loop is timed",
     )
     arguments = parser.parse_args()
 
@@ -144,6 +215,7 @@ def main() -> None:
         "signing": measure_signing(),
         "work_hash_rate": measure_hash_rate(),
         "local_work": measure_local_work(arguments.work_seconds, arguments.max_roots),
+        "event_loop_during_local_work": measure_event_loop(arguments.loop_roots),
     }
 
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)

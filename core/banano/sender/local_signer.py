@@ -6,6 +6,7 @@ import asyncio
 
 import structlog
 
+from core.banano.address import check_payout_destination
 from core.banano.blocks import StateBlock, build_send
 from core.banano.errors import (
     InsufficientBalanceError,
@@ -88,6 +89,11 @@ class LocalSigner:
         Failures before signing return REJECTED without a hash: nothing exists that could
         land. After `on_signed` the result always carries the hash.
         """
+        try:
+            destination = check_payout_destination(request.destination, self.operator_address)
+        except InvalidAddressError as error:
+            return _not_sent(request, error.safe_message)
+
         async with self.lock:
             if not await self._publisher.settle_in_doubt():
                 return _not_sent(request, "an earlier block of the operator account is in doubt")
@@ -110,7 +116,7 @@ class LocalSigner:
                     representative,
                     info.balance_raw,
                     request.amount_raw,
-                    request.destination,
+                    destination,
                 )
             except InsufficientBalanceError:
                 return _not_sent(request, "the operator balance is below the amount")
@@ -141,7 +147,10 @@ class LocalSigner:
         """Submit the stored block exactly as stored; never build another one.
 
         Without a stored block nothing was signed, so the result is REJECTED. A stored block
-        that cannot be read back or does not match its hash stays UNCERTAIN for reconciliation.
+        that cannot be read back or does not match its hash stays UNCERTAIN: the block it held
+        may have landed, so only reconciliation by the stored hash may settle the payout.
+        A block whose place in the chain another block took is REJECTED with a reason that
+        names that block.
         """
         if stored is None:
             return _not_sent(request, "no signed block was stored, so nothing was sent")

@@ -6,6 +6,8 @@ import asyncio
 
 import structlog
 
+from core.banano.address import check_payout_destination
+from core.banano.errors import InvalidAddressError
 from core.banano.rpc import NodeClient
 from core.banano.rpc_errors import (
     AccountNotFoundError,
@@ -119,21 +121,34 @@ class NodeWalletSender:
         return info.balance_raw
 
     async def _send_with_id(self, request: SendRequest) -> SendResult:
+        try:
+            destination = check_payout_destination(request.destination, self.operator_address)
+        except InvalidAddressError as error:
+            log.warning("payout_not_sent", payout_id=request.payout_id, reason=error.safe_message)
+            return SendResult(SendOutcome.REJECTED, None, error.safe_message)
+
         attempt = 1
         while True:
             try:
                 block_hash = await self._node.send(
                     self._wallet_id,
                     self.operator_address,
-                    request.destination,
+                    destination,
                     request.amount_raw,
                     request.idempotency_key,
                 )
             except _REFUSALS as error:
                 return SendResult(SendOutcome.REJECTED, None, error.node_text)
             except NodeReplyError as error:
-                # An error text this client does not know gives no verdict. Repeating the
-                # same id later is safe, so leave the payout for reconciliation.
+                # A wallet block error (the block may still land) or an error text this client
+                # does not know gives no verdict. Repeating the same id later is safe, so leave
+                # the payout for reconciliation.
+                log.warning(
+                    "wallet_send_outcome_unknown",
+                    payout_id=request.payout_id,
+                    error=type(error).__name__,
+                    node_text=error.node_text,
+                )
                 return SendResult(SendOutcome.UNCERTAIN, None, error.node_text)
             except NodeTransportError as error:
                 reason = "timeout" if isinstance(error, NodeTimeoutError) else "node unavailable"
@@ -147,6 +162,10 @@ class NodeWalletSender:
                     reason=reason,
                 )
                 await self._sleep(self._retry_delay)
+            except Exception:
+                # The node may have sent already, so an unexpected failure is no refusal.
+                log.exception("wallet_send_failed_unexpectedly", payout_id=request.payout_id)
+                return SendResult(SendOutcome.UNCERTAIN, None, "unexpected error")
             else:
                 return SendResult(SendOutcome.ACCEPTED, block_hash)
 

@@ -16,6 +16,7 @@ import structlog
 from core.banano.blocks import StateBlock
 from core.banano.rpc import NodeClient
 from core.banano.rpc_errors import (
+    AccountNotFoundError,
     BlockNotFoundError,
     BlockRejectedError,
     NodeError,
@@ -96,6 +97,10 @@ class BlockPublisher:
             # The request may have reached the node before the caller was cancelled.
             self.lock.in_doubt[block_hash] = block
             raise
+        except Exception:
+            # A bug below this point must not hide that the block may have landed.
+            log.exception("block_submit_failed_unexpectedly", block_hash=block_hash)
+            result = SendResult(SendOutcome.UNCERTAIN, block_hash, "unexpected error")
 
         if result.outcome is SendOutcome.UNCERTAIN:
             self.lock.in_doubt[block_hash] = block
@@ -109,7 +114,8 @@ class BlockPublisher:
         """Submit every in-doubt block again, oldest first (the caller holds the lock).
 
         Returns True when no block is in doubt any more: the node accepted each one, already
-        had it, or rejected it for good. Returns False while an outcome is still unknown.
+        had it, rejected it for good, or has another block in its place. Returns False
+        while an outcome is still unknown.
         """
         for block_hash, block in list(self.lock.in_doubt.items()):
             log.info("in_doubt_block_resubmitting", block_hash=block_hash)
@@ -135,7 +141,7 @@ class BlockPublisher:
             except NodeReplyError as error:
                 # No verdict on the block itself (an unknown text, or a subtype check against
                 # the account's current state): the ledger decides.
-                return await self._judge_by_lookup(block_hash, error.node_text)
+                return await self._judge_by_lookup(block, block_hash, error.node_text)
             except NodeTransportError as error:
                 reason = "timeout" if isinstance(error, NodeTimeoutError) else "node unavailable"
                 if attempt >= self._submit_attempts:
@@ -149,12 +155,13 @@ class BlockPublisher:
             else:
                 return SendResult(SendOutcome.ACCEPTED, block_hash)
 
-    async def _judge_by_lookup(self, block_hash: str, node_text: str) -> SendResult:
+    async def _judge_by_lookup(
+        self, block: StateBlock, block_hash: str, node_text: str
+    ) -> SendResult:
         try:
             await self._node.block_info(block_hash)
         except BlockNotFoundError:
-            log.warning("block_outcome_unknown", block_hash=block_hash, reason=node_text)
-            return SendResult(SendOutcome.UNCERTAIN, block_hash, node_text)
+            return await self._judge_missing_block(block, block_hash, node_text)
         except NodeError as error:
             log.warning(
                 "block_lookup_failed",
@@ -165,3 +172,57 @@ class BlockPublisher:
             return SendResult(SendOutcome.UNCERTAIN, block_hash, node_text)
         log.info("block_found_after_error_reply", block_hash=block_hash, node_text=node_text)
         return SendResult(SendOutcome.ACCEPTED, block_hash)
+
+    async def _judge_missing_block(
+        self, block: StateBlock, block_hash: str, node_text: str
+    ) -> SendResult:
+        # A node compares a resubmitted block with the account's current state, so a block
+        # whose place another block took gets a subtype error instead of "Fork". So the place
+        # decides: while another block is there, this block cannot enter the ledger.
+        try:
+            other_hash = await find_replacement(self._node, block)
+        except NodeError as error:
+            log.warning(
+                "block_place_lookup_failed",
+                block_hash=block_hash,
+                reason=node_text,
+                error=type(error).__name__,
+            )
+            return SendResult(SendOutcome.UNCERTAIN, block_hash, node_text)
+
+        if other_hash is None:
+            log.warning("block_outcome_unknown", block_hash=block_hash, reason=node_text)
+            return SendResult(SendOutcome.UNCERTAIN, block_hash, node_text)
+        log.warning(
+            "block_replaced",
+            block_hash=block_hash,
+            other_hash=other_hash,
+            node_text=node_text,
+        )
+        reason = f"block {other_hash} already follows this block's previous ({node_text})"
+        return SendResult(SendOutcome.REJECTED, block_hash, reason)
+
+
+async def find_replacement(node: NodeClient, block: StateBlock) -> str | None:
+    """Return the hash of another block that took `block`'s place in its chain, or None.
+
+    The place is taken when the block's `previous` has a successor other than `block`, or,
+    for an account's first block, when the account is already open with another block.
+    None means the place is free or the node does not know the previous block yet. Raises
+    `NodeError` when the node cannot be read.
+    """
+    block_hash = block.hash()
+    if block.is_open:
+        try:
+            info = await node.account_info(block.account)
+        except AccountNotFoundError:
+            return None
+        return info.open_block if info.open_block not in (None, block_hash) else None
+
+    try:
+        previous = await node.block_info(block.previous)
+    except BlockNotFoundError:
+        return None
+    if previous.successor is not None and previous.successor != block_hash:
+        return previous.successor
+    return None

@@ -35,7 +35,9 @@ class SendOutcome(enum.Enum):
 
     # The node accepted the block or already had it.
     ACCEPTED = "accepted"
-    # Rejected for good, or nothing was signed. `reason` gives the cause.
+    # Rejected for good, nothing was signed, or another block already follows the block's
+    # previous. That other block may be unconfirmed, so check it before releasing the payout.
+    # `reason` gives the cause.
     REJECTED = "rejected"
     # A timeout, a lost reply, a 5xx or an error text with no verdict: reconcile by hash.
     UNCERTAIN = "uncertain"

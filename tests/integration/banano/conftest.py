@@ -32,7 +32,7 @@ async def client(node: SandboxBananoNode) -> AsyncIterator[NodeClient]:
         yield NodeClient(
             node.base_url,
             http=http,
-            timeout_seconds=2.0,
+            timeout_seconds=10.0,
             read_retry=RetryPolicy(attempts=3, base_delay_seconds=0.0),
             sleep=no_sleep,
         )

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from core.banano.address import BURN_ADDRESS
 from core.banano.blocks import StateBlock
 from core.banano.rpc import NodeClient, RetryPolicy
 from core.banano.sender import LocalSigner, Sender, SendOutcome, SignedBlock
@@ -50,7 +51,7 @@ async def short_timeout_client(node: SandboxBananoNode) -> AsyncIterator[NodeCli
         yield NodeClient(
             node.base_url,
             http=http,
-            timeout_seconds=0.3,
+            timeout_seconds=2.0,
             read_retry=RetryPolicy(attempts=2, base_delay_seconds=0.0),
             sleep=no_sleep,
         )
@@ -229,18 +230,19 @@ async def test_timeout_uncertain_then_lands(
         submit_attempts=1,
     )
     recorder = SignedRecorder(funded_node)
-    funded_node.inject_fault("process", Fault.delay(0.6))
+    funded_node.inject_fault("process", Fault.delay(3.0))
 
     result = await signer.send(request(), recorder)
 
     assert result.outcome is SendOutcome.UNCERTAIN
     assert result.reason == "timeout"
     assert result.block_hash == recorder.stored[0].block_hash
-    # The slow node applies the block after the client gave up; resubmitting finds it.
-    for _ in range(100):
+    # The slow node applies the block after the client gave up; resubmitting finds it. Had
+    # the resubmission come first, it would land the block itself, with the same result.
+    for _ in range(3000):
         if funded_node.block(recorder.stored[0].block_hash) is not None:
             break
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.01)
     settled = await signer.resubmit(request(), recorder.stored[0])
     assert settled.outcome is SendOutcome.ACCEPTED
     assert len(funded_node.blocks_sent_to(PLAYER.address)) == 1
@@ -255,6 +257,7 @@ async def test_timeout_uncertain_then_lands(
         "Gap previous block",
         "Bad signature",
         "Block work is less than threshold",
+        "Block work is insufficient",
         "Balance and amount delta do not match",
     ],
 )
@@ -365,6 +368,23 @@ async def test_insufficient_balance_not_signed(
     assert funded_node.request_counts["process"] == 0
 
 
+@pytest.mark.parametrize("destination", [BURN_ADDRESS, OPERATOR.address, " " + PLAYER.address[:-1]])
+async def test_bad_destination_not_signed(
+    funded_node: SandboxBananoNode, signer: LocalSigner, destination: str
+) -> None:
+    recorder = SignedRecorder(funded_node)
+
+    result = await signer.send(request(destination=destination), recorder)
+
+    assert result.outcome is SendOutcome.REJECTED
+    assert result.block_hash is None
+    assert result.reason is not None
+    assert recorder.stored == []
+    assert funded_node.request_counts["process"] == 0
+    assert funded_node.request_counts["account_info"] == 0
+    assert funded_node.balance_of(OPERATOR.address) == START_BALANCE_RAW
+
+
 async def test_unopened_operator_not_signed(node: SandboxBananoNode, client: NodeClient) -> None:
     signer = LocalSigner(client, STRANGER, None, NodeWorkProvider(client), THRESHOLD)
     recorder = SignedRecorder(node)
@@ -454,6 +474,42 @@ async def test_resubmit_with_mismatched_hash(
     assert funded_node.request_counts["process"] == process_calls
 
 
+def _corrupted_rows(block_json: str) -> list[str]:
+    stored = json.loads(block_json)
+    return [
+        "not json",
+        "",
+        "[" * 100_000 + "]" * 100_000,
+        json.dumps({**stored, "subtype": ["send"]}),
+        json.dumps({**stored, "subtype": {"send": True}}),
+        json.dumps({**stored, "balance": None}),
+        block_json.replace('"balance":"', '"balance":1' + "0" * 5000 + ',"x":"'),
+    ]
+
+
+async def test_resubmit_unreadable_row_uncertain(
+    funded_node: SandboxBananoNode, signer: LocalSigner
+) -> None:
+    # An unreadable row cannot be resubmitted, and the block it held may have landed, so the
+    # payout waits for reconciliation by hash. A new block is never built for it.
+    recorder = SignedRecorder(funded_node)
+    funded_node.inject_fault("process", Fault.http_500(), times=2)
+    await signer.send(request(), recorder)
+    signer.lock.in_doubt.clear()
+    stored = recorder.stored[0]
+    process_calls = funded_node.request_counts["process"]
+
+    for row in _corrupted_rows(stored.block_json):
+        result = await signer.resubmit(request(), SignedBlock(stored.block_hash, row))
+
+        assert result.outcome is SendOutcome.UNCERTAIN
+        assert result.block_hash == stored.block_hash
+        assert result.reason == "stored block unreadable"
+    assert funded_node.request_counts["process"] == process_calls
+    assert signer.lock.in_doubt == {}
+    assert len(recorder.stored) == 1
+
+
 async def test_logs_hold_no_secrets(funded_node: SandboxBananoNode, signer: LocalSigner) -> None:
     recorder = SignedRecorder(funded_node)
 
@@ -496,12 +552,14 @@ async def test_cancelled_send_stays_in_doubt(
     funded_node: SandboxBananoNode, signer: LocalSigner
 ) -> None:
     recorder = SignedRecorder(funded_node)
-    funded_node.inject_fault("process", Fault.delay(0.5))
+    # The node keeps the request waiting until it stops, so the cancel always comes first.
+    funded_node.inject_fault("process", Fault.delay(600.0))
     task = asyncio.create_task(signer.send(request(1), recorder))
-    for _ in range(200):
+    for _ in range(3000):
         if funded_node.request_counts["process"] == 1:
             break
         await asyncio.sleep(0.01)
+    assert funded_node.request_counts["process"] == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.banano.address import BURN_ADDRESS
 from core.banano.rpc import NodeClient
 from core.banano.sender import NodeWalletSender, Sender, SendOutcome, SignedBlock
 from core.sandbox.banano_faults import Fault
@@ -136,6 +137,24 @@ async def test_insufficient_balance_rejected(
     assert recorder.stored == []
 
 
+@pytest.mark.parametrize("destination", [BURN_ADDRESS, OPERATOR.address])
+async def test_bad_destination_not_sent(
+    wallet_node: SandboxBananoNode, sender: NodeWalletSender, destination: str
+) -> None:
+    recorder = SignedRecorder(wallet_node)
+
+    result = await sender.send(request(destination=destination), recorder)
+    again = await sender.resubmit(request(destination=destination), None)
+
+    assert result.outcome is SendOutcome.REJECTED
+    assert result.block_hash is None
+    assert result.reason is not None
+    assert again.outcome is SendOutcome.REJECTED
+    assert recorder.stored == []
+    assert wallet_node.request_counts["send"] == 0
+    assert wallet_node.balance_of(OPERATOR.address) == START_BALANCE_RAW
+
+
 async def test_unknown_wallet_rejected(funded_node: SandboxBananoNode, client: NodeClient) -> None:
     sender = NodeWalletSender(client, "no-such-wallet", OPERATOR.address)
 
@@ -154,6 +173,39 @@ async def test_unknown_error_text_uncertain(
 
     assert result.outcome is SendOutcome.UNCERTAIN
     assert result.reason == "Something new"
+
+
+async def test_invalid_amount_text_rejected(
+    wallet_node: SandboxBananoNode, sender: NodeWalletSender
+) -> None:
+    wallet_node.inject_fault("send", Fault.error("Invalid amount number"))
+
+    result = await sender.send(request(), SignedRecorder(wallet_node))
+
+    assert result.outcome is SendOutcome.REJECTED
+    assert result.reason == "Invalid amount number"
+    assert result.block_hash is None
+
+
+async def test_error_generating_block_uncertain(
+    wallet_node: SandboxBananoNode, sender: NodeWalletSender
+) -> None:
+    # The node stores the id with its block before it publishes it, and replies with this
+    # text when publishing fails or times out. The block may still land, so the id decides.
+    wallet_node.inject_fault(
+        "send", Fault.raw_body('{"error": "Error generating block"}', apply_first=True)
+    )
+
+    result = await sender.send(request(), SignedRecorder(wallet_node))
+
+    assert result.outcome is SendOutcome.UNCERTAIN
+    assert result.reason == "Error generating block"
+    assert wallet_node.request_counts["send"] == 1
+
+    settled = await sender.resubmit(request(), None)
+
+    assert settled.outcome is SendOutcome.ACCEPTED
+    assert len(wallet_node.blocks_sent_to(PLAYER.address)) == 1
 
 
 async def test_operator_balance(wallet_node: SandboxBananoNode, sender: NodeWalletSender) -> None:

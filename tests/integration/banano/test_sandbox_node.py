@@ -254,7 +254,8 @@ async def test_do_work_adds_work(funded_node: SandboxBananoNode, client: NodeCli
 
 
 async def test_confirmation_waits_for_delay(client: NodeClient) -> None:
-    slow = SandboxBananoNode(work_threshold=THRESHOLD, confirmation_delay=0.2)
+    # The delay is far longer than the test, so nothing can be confirmed by accident.
+    slow = SandboxBananoNode(work_threshold=THRESHOLD, confirmation_delay=600.0)
     url = await slow.start()
     try:
         slow.fund(OPERATOR.address, START_BALANCE_RAW, key=OPERATOR)
@@ -266,16 +267,28 @@ async def test_confirmation_waits_for_delay(client: NodeClient) -> None:
             assert info.balance_raw == START_BALANCE_RAW - PAYOUT_RAW
             assert info.confirmed_balance_raw == START_BALANCE_RAW
             assert info.confirmed_frontier != block_hash
+    finally:
+        await slow.stop()
 
-            for _ in range(100):
-                if (await slow_client.block_info(block_hash)).confirmed:
+
+async def test_confirmation_after_delay(client: NodeClient) -> None:
+    delayed = SandboxBananoNode(work_threshold=THRESHOLD, confirmation_delay=0.05)
+    url = await delayed.start()
+    try:
+        delayed.fund(OPERATOR.address, START_BALANCE_RAW, key=OPERATOR)
+        async with NodeClient(url) as delayed_client:
+            block_hash = await delayed_client.process(worked(operator_send(delayed)))
+
+            # Wait up to a minute: the timer may run late on a busy host.
+            for _ in range(1200):
+                if (await delayed_client.block_info(block_hash)).confirmed:
                     break
                 await asyncio.sleep(0.05)
-            info = await slow_client.account_info(OPERATOR.address)
+            info = await delayed_client.account_info(OPERATOR.address)
             assert info.confirmed_frontier == block_hash
             assert info.confirmed_balance_raw == START_BALANCE_RAW - PAYOUT_RAW
     finally:
-        await slow.stop()
+        await delayed.stop()
 
 
 async def test_manual_confirmation(funded_node: SandboxBananoNode, client: NodeClient) -> None:

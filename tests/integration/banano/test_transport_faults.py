@@ -32,7 +32,7 @@ async def single_try_client(node: SandboxBananoNode) -> AsyncIterator[NodeClient
         yield NodeClient(
             node.base_url,
             http=http,
-            timeout_seconds=0.3,
+            timeout_seconds=2.0,
             read_retry=RetryPolicy(attempts=1),
             sleep=no_sleep,
         )
@@ -44,7 +44,8 @@ async def single_try_client(node: SandboxBananoNode) -> AsyncIterator[NodeClient
         (Fault.http_500(), NodeUnavailableError),
         (Fault.malformed_json(), NodeUnavailableError),
         (Fault.reply_lost_after_apply(), NodeUnavailableError),
-        (Fault.delay(1.0), NodeTimeoutError),
+        # The node keeps the request waiting until it stops, far past the client's deadline.
+        (Fault.delay(600.0), NodeTimeoutError),
         (Fault.error("Fork"), ForkError),
     ],
 )

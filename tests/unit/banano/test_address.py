@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.banano.address import (
@@ -35,6 +35,7 @@ OPERATOR_ADDRESS = "ban_1qato4k7z3spc8gq1zyd8xeqfbzsoxwo36a45ozbrxcatut7up8ohyar
 REPLACEMENT_CHARACTERS = ALPHABET + "02lv" + "ABIO" + "_- .\u00e9"
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(min_size=32, max_size=32))
 def test_encode_decode_round_trip(public_key: bytes) -> None:
     address = encode_address(public_key)
@@ -44,6 +45,7 @@ def test_encode_decode_round_trip(public_key: bytes) -> None:
     assert decode_address(address) == public_key
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(min_size=32, max_size=32), st.data())
 def test_single_character_change_rejected(public_key: bytes, data: st.DataObject) -> None:
     address = encode_address(public_key)

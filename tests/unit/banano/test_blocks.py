@@ -149,7 +149,7 @@ def test_signed_rejects_other_key() -> None:
         _send().signed(PLAYER)
 
 
-@settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.binary(min_size=32, max_size=32),
     st.binary(min_size=32, max_size=32),
@@ -334,7 +334,7 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.dictionaries(
         st.sampled_from(
@@ -348,13 +348,22 @@ def test_from_rpc_json_raises_only_block_error(data: dict[str, object]) -> None:
         StateBlock.from_rpc_json(data)
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(list(_complete_rpc_json())), JSON_VALUES)
 def test_from_rpc_json_any_field_value(field_name: str, value: object) -> None:
     block_json: dict[str, object] = {**_complete_rpc_json(), field_name: value}
 
     with contextlib.suppress(InvalidBlockError):
         StateBlock.from_rpc_json(block_json)
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([*_complete_rpc_json(), "subtype"]), JSON_VALUES)
+def test_from_json_text_any_field_value(field_name: str, value: object) -> None:
+    stored = {**json.loads(_send().to_json_text()), field_name: value}
+
+    with contextlib.suppress(InvalidBlockError):
+        StateBlock.from_json_text(json.dumps(stored))
 
 
 @pytest.mark.parametrize("text", ["", "{", "[]", "null", '"state"', '{"type": "state"}'])
@@ -366,6 +375,45 @@ def test_from_json_text_rejects(text: str) -> None:
 def test_from_json_text_rejects_bad_subtype() -> None:
     stored = json.loads(_send().to_json_text())
     stored["subtype"] = "bogus"
+
+    with pytest.raises(InvalidBlockError):
+        StateBlock.from_json_text(json.dumps(stored))
+
+
+@pytest.mark.parametrize("subtype", [["send"], {"send": 1}, 7, True, ""])
+def test_from_json_text_rejects_subtype_of_other_type(subtype: object) -> None:
+    stored = json.loads(_send().to_json_text())
+    stored["subtype"] = subtype
+
+    with pytest.raises(InvalidBlockError):
+        StateBlock.from_json_text(json.dumps(stored))
+
+
+@pytest.mark.parametrize("subtype", [["send"], {"send": 1}, 7])
+def test_constructor_rejects_subtype_of_other_type(subtype: object) -> None:
+    with pytest.raises(InvalidBlockError):
+        dataclasses.replace(_send(), subtype=subtype)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        '{"a":' * 100_000 + "1" + "}" * 100_000,
+        '{"balance": 1' + "0" * 5000 + "}",
+    ],
+)
+def test_from_json_text_rejects_hostile_json(text: str) -> None:
+    with pytest.raises(InvalidBlockError):
+        StateBlock.from_json_text(text)
+
+
+def test_from_json_text_rejects_deep_field() -> None:
+    stored = json.loads(_send().to_json_text())
+    deep: object = "x"
+    for _ in range(500):
+        deep = [deep]
+    stored["subtype"] = deep
 
     with pytest.raises(InvalidBlockError):
         StateBlock.from_json_text(json.dumps(stored))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 
 import pytest
 
@@ -122,3 +124,52 @@ def test_verify_malformed_returns_false() -> None:
     assert not verify_signature(b"\xff" * 32, message, signature)
     assert not verify_signature(key.public_key, message, b"\xff" * 64)
     assert not verify_signature(key.public_key, message, signature.hex())  # type: ignore[arg-type]
+
+
+# The order of the ed25519 base point.
+GROUP_ORDER = 2**252 + 27742317777372353535851937790883648493
+
+
+def test_verify_rejects_malleated_signature() -> None:
+    key = KeyPair.from_seed(SEED_HEX, 0)
+    message = b"block hash bytes"
+    signature = key.sign(message)
+    s_value = int.from_bytes(signature[32:], "little")
+    malleated = signature[:32] + (s_value + GROUP_ORDER).to_bytes(32, "little")
+
+    assert verify_signature(key.public_key, message, signature)
+    assert not verify_signature(key.public_key, message, malleated)
+
+
+def test_verify_rejects_s_equal_to_order() -> None:
+    key = KeyPair.from_seed(SEED_HEX, 0)
+    signature = key.sign(b"message")
+
+    forged = signature[:32] + GROUP_ORDER.to_bytes(32, "little")
+
+    assert not verify_signature(key.public_key, b"message", forged)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_keypair_refuses_pickling(protocol: int) -> None:
+    key = KeyPair.from_seed(SEED_HEX, 0)
+
+    with pytest.raises(TypeError, match="cannot be pickled") as raised:
+        pickle.dumps(key, protocol=protocol)
+    assert key.private_key.hex() not in str(raised.value).lower()
+
+
+def test_keypair_refuses_copying() -> None:
+    key = KeyPair.from_seed(SEED_HEX, 0)
+
+    with pytest.raises(TypeError):
+        copy.deepcopy(key)
+    with pytest.raises(TypeError):
+        copy.copy(key)
+
+
+def test_keypair_inside_object_refuses_pickling() -> None:
+    holder = {"operator": KeyPair.from_seed(SEED_HEX, 0)}
+
+    with pytest.raises(TypeError):
+        pickle.dumps(holder)

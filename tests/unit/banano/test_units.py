@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.banano.errors import AmountTypeError, InvalidAmountError
@@ -21,6 +21,7 @@ from core.banano.units import (
 MAX_BAN_TEXT = "3402823669.20938463463374607431768211455"
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(min_value=0, max_value=MAX_RAW))
 def test_format_parse_round_trip(raw: int) -> None:
     text = format_ban(raw)
@@ -30,6 +31,7 @@ def test_format_parse_round_trip(raw: int) -> None:
     assert parse_raw(str(raw)) == raw
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(min_value=0, max_value=MAX_RAW))
 def test_format_has_no_noise(raw: int) -> None:
     text = format_ban(raw)
@@ -42,6 +44,7 @@ def test_format_has_no_noise(raw: int) -> None:
     assert f"{raw_to_ban(raw):f}" == text
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.floats(allow_nan=True, allow_infinity=True))
 def test_parse_ban_rejects_float(value: float) -> None:
     with pytest.raises(AmountTypeError):

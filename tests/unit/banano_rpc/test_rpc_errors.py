@@ -26,6 +26,7 @@ from core.banano.rpc_errors import (
     SendRefusedError,
     UnknownNodeError,
     UnreceivableError,
+    WalletBlockError,
     error_from_text,
 )
 from core.errors import Pay2SlayError
@@ -70,7 +71,7 @@ def test_lookup_fixture_errors_map(load_fixture: Callable[[str], dict[str, Any]]
 
 @pytest.mark.parametrize(
     "text",
-    ["Insufficient work", "Block work is less than threshold"],
+    ["Insufficient work", "Block work is less than threshold", "Block work is insufficient"],
 )
 def test_both_insufficient_work_texts_map(text: str) -> None:
     assert isinstance(error_from_text(text), InsufficientWorkError)
@@ -78,10 +79,25 @@ def test_both_insufficient_work_texts_map(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["Insufficient balance", "Wallet is locked", "Wallet not found", "Account not found in wallet"],
+    [
+        "Insufficient balance",
+        "Wallet is locked",
+        "Wallet not found",
+        "Account not found in wallet",
+        "Bad amount number",
+        "Invalid amount number",
+    ],
 )
 def test_wallet_send_refusals_map(text: str) -> None:
     assert isinstance(error_from_text(text), SendRefusedError)
+
+
+def test_wallet_block_failure_gives_no_verdict() -> None:
+    error = error_from_text("Error generating block")
+
+    assert type(error) is WalletBlockError
+    assert not isinstance(error, SendRefusedError)
+    assert not isinstance(error, BlockRejectedError)
 
 
 def test_unknown_text_keeps_the_text() -> None:

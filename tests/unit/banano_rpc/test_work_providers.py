@@ -85,6 +85,46 @@ async def test_fallback_uses_next_after_timeout() -> None:
     assert working.roots == [ROOT]
 
 
+@pytest.mark.parametrize(
+    "error", [ValueError("bad work text"), KeyError("work"), TypeError("not a string")]
+)
+async def test_fallback_untyped_error_tries_next(error: Exception) -> None:
+    broken = FakeProvider(error=error)
+    working = FakeProvider()
+
+    work = await FallbackWorkProvider([broken, working], 5.0).generate(ROOT, THRESHOLD)
+
+    assert is_valid_work(ROOT, work, THRESHOLD)
+    assert broken.roots == [ROOT]
+    assert working.roots == [ROOT]
+
+
+@pytest.mark.parametrize(
+    "error", [ValueError("bad work text"), KeyError("work"), TypeError("not a string")]
+)
+async def test_cache_wraps_untyped_errors(error: Exception) -> None:
+    cache = WorkCache(FakeProvider(error=error), THRESHOLD)
+
+    with pytest.raises(WorkUnavailableError):
+        await cache.get(ROOT)
+
+
+async def test_fallback_timeout_per_provider() -> None:
+    slow = FakeProvider(delay_seconds=30.0)
+    patient = FakeProvider(delay_seconds=0.01)
+
+    chain = FallbackWorkProvider([slow, patient], [0.001, 30.0])
+    work = await chain.generate(ROOT, THRESHOLD)
+
+    assert is_valid_work(ROOT, work, THRESHOLD)
+    assert patient.roots == [ROOT]
+
+
+def test_fallback_timeouts_match_providers() -> None:
+    with pytest.raises(ValueError, match="one timeout per provider"):
+        FallbackWorkProvider([FakeProvider(), FakeProvider()], [1.0])
+
+
 async def test_fallback_skips_invalid_work() -> None:
     wrong = FakeProvider(bad_work=True)
     working = FakeProvider()
