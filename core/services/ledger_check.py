@@ -84,22 +84,26 @@ async def block_state(node: NodeClient, block_hash: str) -> bool | None:
 async def inspect_slot(node: NodeClient, block: StateBlock) -> SlotCheck:
     """Find out whether another block took the place of `block`, which the node does not have.
 
-    Reads `block_info` of the block's previous (its `successor`) and the account's
-    `account_info` (frontier and confirmed height). A confirmed height at or past the place
-    means a confirmed block holds it, and since the node does not have `block`, that block is
-    another one.
+    Reads the account's `account_info` (frontier and confirmed height), then `block_info` of
+    the block's previous (its `successor`). A confirmed height at or past the place means a
+    confirmed block holds it, and when that block is not `block`, `block` can never land.
+
+    The account is read first because `block` itself may land between the two reads. Read
+    the other way round, the confirmed height could already count `block` while the
+    successor was read before it existed, and `block` would look replaced by a block that is
+    `block` itself.
     """
     block_hash = block.hash()
     try:
-        previous = await node.block_info(block.previous)
-    except BlockNotFoundError:
-        return SlotCheck(SlotState.GAP)
+        account = await node.account_info(block.account)
     except NodeError as error:
         log.info("slot_check_failed", block_hash=block_hash, error=type(error).__name__)
         return SlotCheck(SlotState.UNKNOWN)
 
     try:
-        account = await node.account_info(block.account)
+        previous = await node.block_info(block.previous)
+    except BlockNotFoundError:
+        return SlotCheck(SlotState.GAP)
     except NodeError as error:
         log.info("slot_check_failed", block_hash=block_hash, error=type(error).__name__)
         return SlotCheck(SlotState.UNKNOWN)
@@ -112,10 +116,17 @@ async def inspect_slot(node: NodeClient, block: StateBlock) -> SlotCheck:
         # The previous block points at this block, yet the node did not find it: a node in
         # the middle of an update. Ask again later.
         return SlotCheck(SlotState.UNKNOWN)
+    if other_hash is None:
+        # The frontier moved past the previous block, yet the previous block shows no
+        # successor: the two replies disagree (a node behind a load balancer, for one).
+        # Which block holds the place is unknown, so ask again later.
+        log.info("slot_check_inconsistent", block_hash=block_hash, frontier=account.frontier)
+        return SlotCheck(SlotState.UNKNOWN)
 
     place_height = previous.height + 1
     confirmed_height = account.confirmed_height
-    if confirmed_height is not None and confirmed_height >= place_height:
+    height_confirmed = confirmed_height is not None and confirmed_height >= place_height
+    if height_confirmed:
         log.info(
             "slot_taken_confirmed",
             block_hash=block_hash,
@@ -124,13 +135,12 @@ async def inspect_slot(node: NodeClient, block: StateBlock) -> SlotCheck:
         )
         return SlotCheck(SlotState.TAKEN_CONFIRMED, other_hash)
 
-    if other_hash is not None:
-        try:
-            other_confirmed = await block_state(node, other_hash)
-        except NodeError as error:
-            log.info("slot_check_failed", block_hash=block_hash, error=type(error).__name__)
-            return SlotCheck(SlotState.UNKNOWN, other_hash)
-        if other_confirmed:
-            log.info("slot_taken_confirmed", block_hash=block_hash, other_hash=other_hash)
-            return SlotCheck(SlotState.TAKEN_CONFIRMED, other_hash)
+    try:
+        other_confirmed = await block_state(node, other_hash)
+    except NodeError as error:
+        log.info("slot_check_failed", block_hash=block_hash, error=type(error).__name__)
+        return SlotCheck(SlotState.UNKNOWN, other_hash)
+    if other_confirmed:
+        log.info("slot_taken_confirmed", block_hash=block_hash, other_hash=other_hash)
+        return SlotCheck(SlotState.TAKEN_CONFIRMED, other_hash)
     return SlotCheck(SlotState.TAKEN_UNCONFIRMED, other_hash)

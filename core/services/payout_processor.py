@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
+from sqlalchemy import select
 
 from core.banano.blocks import StateBlock
 from core.banano.errors import InvalidBlockError
@@ -35,11 +36,14 @@ from core.banano.sender import (
     SignedBlock,
 )
 from core.clock import Clock, utc_now
-from core.db.models import FINAL_PAYOUT_STATES, Payout, PayoutState
+from core.db.models import FINAL_PAYOUT_STATES, Payout, PayoutState, Player
 from core.db.session import Database
 from core.observability.metrics import Metrics
+from core.observability.tracing import span
+from core.services.audit import record_audit
 from core.services.ledger_check import SlotState, block_state, inspect_slot, is_final_rejection
 from core.services.payouts import (
+    created_for_local_signer,
     fail_payout,
     lock_payout,
     mark_confirmed,
@@ -145,6 +149,11 @@ class PayoutProcessor:
         """The sender of the operator account."""
         return self._sender
 
+    @property
+    def signs_locally(self) -> bool:
+        """Whether the sender is the local signer, which stores each block before sending it."""
+        return self._stores_before_send
+
     async def snapshot(self, payout_id: int) -> PayoutSnapshot | None:
         """Read a payout's current fields; None when it does not exist."""
         async with self._db.read() as session:
@@ -153,24 +162,41 @@ class PayoutProcessor:
 
     async def send(self, payout_id: int) -> PayoutAction:
         """Send a pending payout for the first time and record what became of it."""
+        with span("payout.send", payout_id=payout_id) as current:
+            action = await self._send(payout_id)
+            current.set_attributes(action=action.value)
+        return action
+
+    async def _send(self, payout_id: int) -> PayoutAction:
         snapshot = await self.snapshot(payout_id)
         if snapshot is None or snapshot.state != PayoutState.PENDING:
             raise ValueError(f"payout {payout_id} is not pending")
+        if self._stores_before_send and snapshot.block_hash is None:
+            # Nothing was signed yet, so a player frozen since the claim can be failed safely.
+            # A node-wallet send cannot be known to be unsent, so that sender goes ahead.
+            async with self._db.read() as session:
+                frozen = await session.scalar(
+                    select(Player.frozen).where(Player.id == snapshot.player_id)
+                )
+            if frozen:
+                log.info("payout_player_frozen", payout_id=payout_id, player_id=snapshot.player_id)
+                return await self._fail(payout_id, "player frozen before send")
 
         async def store_signed_block(signed: SignedBlock) -> None:
-            async with self._db.write() as session:
-                payout = await lock_payout(session, payout_id)
-                if payout is None or payout.state != PayoutState.PENDING:
-                    # Raising here stops the sender before it submits anything.
-                    raise RuntimeError(f"payout {payout_id} changed state before signing")
-                await mark_signed(
-                    session,
-                    payout,
-                    block_hash=signed.block_hash,
-                    block_json=signed.block_json,
-                    at=self._clock(),
-                    metrics=self._metrics,
-                )
+            with span("payout.record_signed", payout_id=payout_id, block_hash=signed.block_hash):
+                async with self._db.write() as session:
+                    payout = await lock_payout(session, payout_id)
+                    if payout is None or payout.state != PayoutState.PENDING:
+                        # Raising here stops the sender before it submits anything.
+                        raise RuntimeError(f"payout {payout_id} changed state before signing")
+                    await mark_signed(
+                        session,
+                        payout,
+                        block_hash=signed.block_hash,
+                        block_json=signed.block_json,
+                        at=self._clock(),
+                        metrics=self._metrics,
+                    )
             await self._after("signed", payout_id)
 
         result = await self._sender.send(snapshot.request, store_signed_block)
@@ -179,6 +205,12 @@ class PayoutProcessor:
 
     async def reconcile(self, payout_id: int) -> PayoutAction:
         """Check one unfinished payout against the ledger and move it on."""
+        with span("payout.reconcile", payout_id=payout_id) as current:
+            action = await self._reconcile(payout_id)
+            current.set_attributes(action=action.value)
+        return action
+
+    async def _reconcile(self, payout_id: int) -> PayoutAction:
         snapshot = await self.snapshot(payout_id)
         if snapshot is None or snapshot.state in FINAL_PAYOUT_STATES:
             return PayoutAction.FINAL
@@ -199,9 +231,27 @@ class PayoutProcessor:
         return await self._reconcile_missing_block(snapshot)
 
     async def _reconcile_unsigned(self, snapshot: PayoutSnapshot) -> PayoutAction:
-        if self._stores_before_send:
+        if self._stores_before_send and created_for_local_signer(snapshot.idempotency_key):
             reason = "no block was signed before the send stopped, so nothing was sent"
             return await self._fail(snapshot.id, reason)
+        if self._stores_before_send:
+            # Created for the node wallet (the sender was switched since): the wallet may have
+            # sent it under its key, so only an operator can settle it. It stays pending.
+            log.error(
+                "payout_sender_switched",
+                payout_id=snapshot.id,
+                player_id=snapshot.player_id,
+            )
+            async with self._db.write() as session:
+                record_audit(
+                    session,
+                    action="payout_needs_operator",
+                    at=self._clock(),
+                    player_id=snapshot.player_id,
+                    payout_id=snapshot.id,
+                    detail={"reason": "sent by another sender; check the node wallet"},
+                )
+            return PayoutAction.UNKNOWN
 
         # The node-wallet send may have happened: repeat it with the same id.
         result = await self._sender.resubmit(snapshot.request, None)
@@ -318,39 +368,47 @@ class PayoutProcessor:
     async def _record_submitted(
         self, payout_id: int, block_hash: str, *, resubmitted: bool
     ) -> None:
-        async with self._db.write() as session:
-            payout = await lock_payout(session, payout_id)
-            if payout is None or payout.state in FINAL_PAYOUT_STATES:
-                return
-            await mark_submitted(
-                session,
-                payout,
-                block_hash=block_hash,
-                at=self._clock(),
-                metrics=self._metrics,
-                resubmitted=resubmitted,
-            )
+        with span(
+            "payout.record_submitted",
+            payout_id=payout_id,
+            block_hash=block_hash,
+            resubmitted=resubmitted,
+        ):
+            async with self._db.write() as session:
+                payout = await lock_payout(session, payout_id)
+                if payout is None or payout.state in FINAL_PAYOUT_STATES:
+                    return
+                await mark_submitted(
+                    session,
+                    payout,
+                    block_hash=block_hash,
+                    at=self._clock(),
+                    metrics=self._metrics,
+                    resubmitted=resubmitted,
+                )
         await self._after("submitted", payout_id)
 
     async def _confirm(self, payout_id: int) -> PayoutAction:
-        async with self._db.write() as session:
-            payout = await lock_payout(session, payout_id)
-            if payout is None or payout.state in FINAL_PAYOUT_STATES:
-                return PayoutAction.FINAL
-            await mark_confirmed(
-                session, payout, at=self._clock(), zone=self._zone, metrics=self._metrics
-            )
+        with span("payout.record_confirmed", payout_id=payout_id):
+            async with self._db.write() as session:
+                payout = await lock_payout(session, payout_id)
+                if payout is None or payout.state in FINAL_PAYOUT_STATES:
+                    return PayoutAction.FINAL
+                await mark_confirmed(
+                    session, payout, at=self._clock(), zone=self._zone, metrics=self._metrics
+                )
         await self._after("confirmed", payout_id)
         return PayoutAction.CONFIRMED
 
     async def _fail(self, payout_id: int, reason: str) -> PayoutAction:
-        async with self._db.write() as session:
-            payout = await lock_payout(session, payout_id)
-            if payout is None or payout.state in FINAL_PAYOUT_STATES:
-                return PayoutAction.FINAL
-            await fail_payout(
-                session, payout, reason=reason, at=self._clock(), metrics=self._metrics
-            )
+        with span("payout.record_failed", payout_id=payout_id):
+            async with self._db.write() as session:
+                payout = await lock_payout(session, payout_id)
+                if payout is None or payout.state in FINAL_PAYOUT_STATES:
+                    return PayoutAction.FINAL
+                await fail_payout(
+                    session, payout, reason=reason, at=self._clock(), metrics=self._metrics
+                )
         await self._after("failed", payout_id)
         return PayoutAction.FAILED
 

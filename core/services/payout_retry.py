@@ -36,6 +36,7 @@ from core.db.models import (
 from core.services.audit import record_audit
 from core.services.caps import ClaimPlan
 from core.services.epic_links import ACTIVE_EPIC_LINK
+from core.services.faucet_flags import is_paused
 from core.services.payout_processor import PayoutAction
 from core.services.payouts import ClaimConflictError, NewPayout, create_payout, in_flight_raw
 from core.services.settlement import SettlementService
@@ -135,6 +136,17 @@ async def _retry_locked(
             payout_id,
             f"Payout {payout_id} was a dry run and sent nothing. Its kills are paid after the "
             "go-live release of dry-run payouts.",
+            state=state,
+        )
+    async with service.db.read() as session:
+        paused = await is_paused(session)
+    if paused:
+        # A retry may submit a block or send a new payout; a pause stops every send.
+        return RetryOutcome(
+            RetryKind.REFUSED,
+            payout_id,
+            f"Payouts are paused by an admin, so payout {payout_id} was not retried. Resume "
+            "payouts first, then retry.",
             state=state,
         )
     if state is not PayoutState.FAILED:
@@ -245,7 +257,14 @@ async def _retry_failed(
         async with service.db.write() as session:
             new_payout = await create_payout(
                 session,
-                NewPayout(player_id=player_id, destination=destination, plan=plan, dry_run=dry_run),
+                NewPayout(
+                    player_id=player_id,
+                    destination=destination,
+                    plan=plan,
+                    dry_run=dry_run,
+                    signed_locally=service.processor is not None
+                    and service.processor.signs_locally,
+                ),
                 at=service.now(),
                 metrics=service.metrics,
                 actor_discord_id=actor_discord_id,

@@ -81,11 +81,23 @@ class NewPayout:
     plan: ClaimPlan
     dry_run: bool
     settlement_run_id: int | None = None
+    # True when the local signer sends it, so its key carries the local prefix. A payout
+    # whose key lacks the prefix may have been sent by the node wallet under that key.
+    signed_locally: bool = False
+
+
+# Marks the idempotency key of a live payout created for the local signer.
+LOCAL_SIGNER_KEY_PREFIX = "local-"
 
 
 def new_idempotency_key() -> str:
     """Return a fresh key for the node-wallet `send` id: 32 lower-case hex digits."""
     return uuid.uuid4().hex
+
+
+def created_for_local_signer(idempotency_key: str) -> bool:
+    """Return whether a payout was created for the local signer, so no wallet used its key."""
+    return idempotency_key.startswith(LOCAL_SIGNER_KEY_PREFIX)
 
 
 def dry_run_reference(idempotency_key: str) -> str:
@@ -113,6 +125,8 @@ async def create_payout(
         claim_ids.append(await _split_accrual(session, new.player_id, new.plan.split))
 
     key = new_idempotency_key()
+    if new.signed_locally and not new.dry_run:
+        key = f"{LOCAL_SIGNER_KEY_PREFIX}{key}"
     state = PayoutState.DRY_RUN if new.dry_run else PayoutState.PENDING
     payout = Payout(
         player_id=new.player_id,

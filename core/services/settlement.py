@@ -30,6 +30,7 @@ from core.db.locking import SettlementLock, new_holder_id
 from core.db.models import SettlementRun
 from core.db.session import Database
 from core.observability.metrics import Metrics
+from core.observability.tracing import span
 from core.services.audit import record_audit
 from core.services.caps import (
     NO_USAGE,
@@ -61,6 +62,7 @@ from core.services.settlement_selection import (
 log = structlog.get_logger(__name__)
 
 SETTLEMENT_LOCK_NAME = "settlement"
+DEFAULT_LOCK_TTL = timedelta(minutes=10)
 SCHEDULED_TRIGGER = "schedule"
 
 
@@ -93,7 +95,7 @@ class SettlementPolicy:
     min_operator_balance_raw: int
     # The lease outlives a crashed holder by at most this long on SQLite; a live holder
     # renews it every third of it.
-    lock_ttl: timedelta = timedelta(minutes=10)
+    lock_ttl: timedelta = DEFAULT_LOCK_TTL
     # Every process settling the same database must use the same name.
     lock_name: str = SETTLEMENT_LOCK_NAME
 
@@ -101,7 +103,13 @@ class SettlementPolicy:
     def from_settings(
         cls, payout: PayoutSettings, integrations: IntegrationsSettings
     ) -> SettlementPolicy:
-        """Build the policy from the two configuration sections that settlement reads."""
+        """Build the policy from the two configuration sections that settlement reads.
+
+        The lease lasts at most one settlement interval. On SQLite a crashed holder's lease
+        blocks the other processes until it expires, so another process then takes over
+        within two intervals: the expiry comes within one, and its next run within another.
+        """
+        interval = timedelta(minutes=payout.scheduler_minutes)
         return cls(
             caps=CapLimits(
                 daily_payouts=payout.daily_payout_cap,
@@ -114,6 +122,7 @@ class SettlementPolicy:
             batch_size=payout.batch_size,
             dry_run=integrations.dry_run,
             min_operator_balance_raw=integrations.min_operator_balance_raw,
+            lock_ttl=min(DEFAULT_LOCK_TTL, interval),
         )
 
 
@@ -208,6 +217,17 @@ class SettlementService:
         self, trigger: str = SCHEDULED_TRIGGER, actor_discord_id: int | None = None
     ) -> SettlementReport:
         """Run one settlement and return its report; errors end it as `failed`, not raised."""
+        with span("settlement.run", trigger=trigger, dry_run=self.policy.dry_run) as current:
+            report = await self._run(trigger, actor_discord_id)
+            current.set_attributes(
+                run_id=report.run_id,
+                outcome=report.outcome.value,
+                payouts=len(report.payout_ids),
+                paid_raw=report.paid_raw,
+            )
+        return report
+
+    async def _run(self, trigger: str, actor_discord_id: int | None) -> SettlementReport:
         started = time.monotonic()
         report = SettlementReport(
             outcome=RunOutcome.COMPLETED, trigger=trigger, dry_run=self.policy.dry_run
@@ -245,12 +265,16 @@ class SettlementService:
         if self._reconciler is None:
             return ReconcileReport()
         holder = self.holder_id()
-        async with self._lock.hold(self.policy.lock_name, holder, self.policy.lock_ttl) as acquired:
-            if not acquired:
-                log.debug("confirmation_skipped_locked")
-                return None
-            report = await self._reconciler.run()
-        await self._update_liability_gauges()
+        with span("settlement.confirm") as current:
+            async with self._lock.hold(
+                self.policy.lock_name, holder, self.policy.lock_ttl
+            ) as acquired:
+                current.set_attributes(lock_acquired=acquired)
+                if not acquired:
+                    log.debug("confirmation_skipped_locked")
+                    return None
+                report = await self._reconciler.run()
+            await self._update_liability_gauges()
         return report
 
     async def _run_locked(
@@ -430,6 +454,25 @@ class SettlementService:
             if self._stop_requested:
                 report.stop_reason = "Shutdown requested; the remaining players roll over."
                 return None
+            async with self._db.read() as session:
+                paused = await is_paused(session)
+            if paused:
+                report.stop_reason = (
+                    "Payouts were paused by an admin during the run; the remaining players "
+                    "roll over."
+                )
+                log.info("settlement_stopped_paused", run_id=report.run_id)
+                return None
+            # The balance may have dropped since the last send (another wallet, a send not
+            # counted yet), so it is read again before each payout.
+            fresh_raw = await self._fresh_available_raw()
+            if fresh_raw is None:
+                report.stop_reason = (
+                    "The operator balance could not be read from the Banano node; the "
+                    "remaining players roll over."
+                )
+                return None
+            available_raw = fresh_raw
             if available_raw - plan.amount_raw < floor_raw:
                 report.skipped[SkipReason.FLOOR] += 1
                 continue
@@ -459,18 +502,34 @@ class SettlementService:
                 return None
         return available_raw
 
+    async def _fresh_available_raw(self) -> int | None:
+        """Read the operator balance less payouts in flight again; None if it is unreadable."""
+        assert self._processor is not None
+        try:
+            balance_raw = await self._processor.sender.operator_balance_raw()
+        except NodeError as error:
+            log.warning("settlement_balance_unreadable", error=type(error).__name__)
+            return None
+        self._metrics.set_operator_balance_raw(balance_raw)
+        async with self._db.read() as session:
+            return balance_raw - await in_flight_raw(session)
+
     async def _create_live_payout(
         self, candidate: Candidate, plan: ClaimPlan, report: SettlementReport
     ) -> int | None:
         try:
-            async with self._db.write() as session:
-                payout = await create_payout(
-                    session,
-                    self._new_payout(candidate, plan, report, dry_run=False),
-                    at=self._clock(),
-                    metrics=self._metrics,
-                )
-                return payout.id
+            with span(
+                "payout.create", player_id=candidate.player_id, amount_raw=plan.amount_raw
+            ) as current:
+                async with self._db.write() as session:
+                    payout = await create_payout(
+                        session,
+                        self._new_payout(candidate, plan, report, dry_run=False),
+                        at=self._clock(),
+                        metrics=self._metrics,
+                    )
+                    current.set_attributes(payout_id=payout.id)
+                    return payout.id
         except ClaimConflictError:
             log.warning("payout_claim_conflict", player_id=candidate.player_id)
             return None
@@ -484,6 +543,7 @@ class SettlementService:
             plan=plan,
             dry_run=dry_run,
             settlement_run_id=report.run_id,
+            signed_locally=self._processor is not None and self._processor.signs_locally,
         )
 
     async def _start_run_row(self, report: SettlementReport, actor_discord_id: int | None) -> None:
