@@ -2,19 +2,21 @@
 
 Each round adds accruals, queues one to four faults drawn from `FAULT_MENU` on the sandbox
 node, then runs a settlement, a confirmation pass and, now and then, an admin retry of a
-failed payout. The faults cover what a node does wrong: replies that come too late (the
-node applies the block after the client gave up), replies lost after the block was applied,
-HTTP 500, malformed JSON, "Fork" and "Gap previous block" for blocks it never saw, lookups
-that lag ("Block not found" for a block it has), a confirmation that does not come for a
-few rounds and then comes, and a real fork: another block of the operator account, sent by
-a second wallet with the same seed, that takes the place of a block still in flight.
+failed payout. The faults cover what a node does wrong:
+- replies that come too late, so the node applies the block after the client gave up;
+- replies lost after the block was applied, HTTP 500 and malformed JSON;
+- "Fork" and "Gap previous block" for blocks the node never saw;
+- lookups that lag: "Block not found" for a block the node has;
+- a confirmation that does not come for a few rounds and then comes;
+- a real fork: a second wallet with the same seed sends from the operator account, and its
+  block takes the place of a payout block still in flight.
 
 After every round `invariants.check_anytime` must hold. At the end the faults stop, a fresh
 set of services settles until nothing is left, and `invariants.check_final` must hold.
 
 Run::
 
-    python -m tests.reliability.fault_campaign --rounds 500 [--db postgresql] [--sender wallet]
+    python -m tests.reliability.fault_campaign --rounds 300 [--db postgresql] [--sender wallet]
 """
 
 from __future__ import annotations
@@ -59,12 +61,12 @@ from tests.reliability.log_scan import captured_log_lines, secret_hits
 from tests.reliability.settle_child import UNCAPPED, is_idle
 from tests.reliability.world import CampaignWorld, payout_counts, sent_raw
 
-# The client gives up after this long; a delay fault longer than it means a reply that came
-# too late, after the node had already applied the request.
+# The client gives up after this long. A delay fault longer than that makes the client give
+# up, and the node still applies the request once the delay is over.
 RPC_TIMEOUT_SECONDS = 0.25
 LATE_REPLY_SECONDS = 0.4
 CONFIRMATION_TIMEOUT = timedelta(seconds=0.2)
-# An address nobody in the campaign owns, for the second wallet's sends.
+# An address that no campaign player owns, for the second wallet's sends.
 OUTSIDER_ADDRESS = encode_address(bytes(range(1, 33)))
 OUTSIDER_SEND_RAW = 10**29
 DRAIN_ROUNDS = 80

@@ -11,9 +11,9 @@ What `check_anytime` checks, in any state a crash or a fault can leave behind:
   failed, and no accrual is in two payouts that move money;
 - amounts: every payout that is not failed pays exactly the sum of the accruals it claims;
 - ledger: every send to a player's wallet belongs to exactly one payout of that player with
-  the same amount (by stored block hash, or for a node-wallet send whose reply was lost, a
-  pending payout without a hash), no payout owns two blocks, no failed payout's block is in
-  the ledger, and no player received more than their open accruals.
+  the same amount, found by stored block hash. A node-wallet send whose reply was lost
+  belongs to a pending payout without a hash. No payout owns two blocks, no failed payout's
+  block is in the ledger, and no player received more than their open accruals.
 
 `check_final` adds, after a clean run: every payout is confirmed or failed, each wallet
 received exactly the sum of its player's confirmed payouts and of the accruals they claim,

@@ -30,6 +30,7 @@ from typing import Any
 
 import aiohttp
 
+from core.observability.logging import configure_logging
 from tests.reliability.side_server import FullFaucet, full_faucet
 from tests.unit.cogs.harness import FakeWebhookAdapter, InteractionHarness, Invoker, Reply
 
@@ -280,6 +281,7 @@ async def main_async(workdir: Path) -> list[dict[str, object]]:
 
 def main() -> int:
     """Print the side server load's figures; the command-tree load runs in the test suite."""
+    configure_logging(log_format="console", level="WARNING", secrets=())
     with tempfile.TemporaryDirectory(prefix="p2s-load-") as workdir:
         summaries = asyncio.run(main_async(Path(workdir)))
     print(json.dumps(summaries, indent=2))

@@ -15,8 +15,9 @@ Violations reported:
   after both replicas are stopped and a clean run has settled everything.
 
 On SQLite a killed replica's lease blocks the survivor until the lease expires, so the
-replicas use a lease time-to-live no longer than the interval: the survivor's second run
-after the kill starts at least one interval after the kill, when the lease has expired.
+replicas use a lease time-to-live no longer than the interval. The survivor's second run
+after the kill then starts at least one interval after the kill, when the lease has
+expired.
 PostgreSQL frees the advisory lock as soon as the dead process's connection closes.
 
 Run::

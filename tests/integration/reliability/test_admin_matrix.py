@@ -5,8 +5,8 @@ commands come from the admin cog, so a new one is covered too. The invokers are 
 members, members holding Discord's Administrator or Manage Server permission, members with
 other roles, a user whose ID equals the admin role's ID, and a member with a role whose ID
 equals the admin user's ID. The admin user and an admin-role holder in another guild, and
-admins in a DM, complete it. Each refusal must say why, and leave no audit entry and no
-change behind. Configured admins, by user ID or by
+admins in a DM, complete it. Each refusal must state the reason, and leave no audit entry
+and no change behind. Configured admins, by user ID or by
 role, get through the same commands, so the refusals are not option errors.
 """
 

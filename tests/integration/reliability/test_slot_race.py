@@ -1,9 +1,9 @@
 """A stored block that lands while its place in the chain is being checked is not failed.
 
-Found by the node fault campaign: a late reply let the block land between the slot check's
-two reads, the check saw the account's confirmed height move past the place but not the
-block in it, reported the place taken by a confirmed other block, and the payout was failed
-while its block was in the ledger. Its accruals were then paid a second time.
+Found by the node fault campaign. A late reply let the block land between the slot check's
+two reads. The check saw the account's confirmed height move past the place but not the
+block in it, so it reported the place taken by a confirmed other block. The payout was
+failed while its block was in the ledger, and its accruals were then paid a second time.
 """
 
 from __future__ import annotations
