@@ -169,8 +169,8 @@ async def _run_command(db: Database, revision: str, *, upgrade: bool) -> Migrati
         await connection.run_sync(_apply, config, revision, upgrade)
         after = await connection.run_sync(_read_revision)
 
-        # The check reads every reference in the database (seconds at 100,000 players), so
-        # it runs only when a migration ran; a start-up at head changes nothing it could find.
+        # The check reads every reference in the database, which takes seconds at 100,000
+        # players. It runs only after a migration, because a start-up at head changes nothing.
         if db.dialect_name == "sqlite" and before != after:
             violations = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
             if violations:

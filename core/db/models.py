@@ -1,19 +1,21 @@
 """ORM models for players, their links, the ledger of accruals and payouts, and faucet state.
 
-The uniqueness the money rules depend on is enforced here by the database itself:
-one wallet per player and one player per wallet, one player per Epic account, one active
-Epic link per player, one live payout per accrual (a single `accruals.payout_id` column),
-and unique payout idempotency keys and block hashes.
+The database itself enforces the uniqueness the money rules depend on. Each player has one
+wallet and each wallet one player, each Epic account one player, and each player one active
+Epic link. An accrual has one live payout, because the claim is the single column
+`accruals.payout_id`. Payout idempotency keys and block hashes are unique.
 """
 
 from __future__ import annotations
 
 import enum
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnClause,
     Date,
     Enum,
     ForeignKey,
@@ -23,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    literal_column,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -172,6 +175,13 @@ class EpicLink(Base):
     # True from such a return until the next successful reading. That reading moves the cursor
     # without accruing, so kills made while ineligible never pay.
     rebaseline_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+# Filter for active Epic links, written as the bare column so that SQLite matches the
+# predicate of the partial index `uq_epic_links_active_player` (WHERE active) and finds a
+# player's active link with one index lookup. A typed Boolean renders as `active = 1` (and
+# `is_(True)` as `active IS 1`), and with either SQLite walks every active link instead.
+ACTIVE_EPIC_LINK: ColumnClause[Any] = literal_column("epic_links.active")
 
 
 class VerificationRecord(Base):

@@ -12,23 +12,16 @@ while ineligible never pay. Readings fetched before the return are ignored.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import structlog
-from sqlalchemy import ColumnClause, literal_column, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import EpicLink, Player, StatsState
+from core.db.models import ACTIVE_EPIC_LINK, EpicLink, Player, StatsState
 from core.integrations.yunite import YuniteLink
 from core.services.audit import record_audit
 
 log = structlog.get_logger(__name__)
-
-# The bare column, so that SQLite matches the predicate of the partial unique index
-# `uq_epic_links_active_player` (WHERE active) and finds the active link with one lookup.
-# Untyped on purpose: SQLAlchemy renders a Boolean column as `active = 1` on SQLite, and
-# `is_(True)` as `active IS 1`, and with either SQLite walks every active link instead.
-ACTIVE_EPIC_LINK: ColumnClause[Any] = literal_column("epic_links.active")
 
 
 async def active_link(session: AsyncSession, player_id: int) -> EpicLink | None:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.banano.rpc_errors import NodeError
 from core.db.models import (
+    ACTIVE_EPIC_LINK,
     Accrual,
     AccrualStatus,
     EpicLink,
@@ -35,7 +36,6 @@ from core.db.models import (
 )
 from core.services.audit import record_audit
 from core.services.caps import ClaimPlan
-from core.services.epic_links import ACTIVE_EPIC_LINK
 from core.services.faucet_flags import is_paused
 from core.services.payout_processor import PayoutAction
 from core.services.payouts import ClaimConflictError, NewPayout, create_payout, in_flight_raw

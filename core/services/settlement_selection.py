@@ -13,12 +13,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import ColumnClause, and_, exists, func, literal_column, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import Accrual, AccrualStatus, EpicLink, Player, Wallet
+from core.db.models import ACTIVE_EPIC_LINK, Accrual, AccrualStatus, EpicLink, Player, Wallet
 from core.services.caps import OpenAccrual
 
 SettlementOrder = Literal["random", "oldest_first"]
@@ -28,13 +28,6 @@ SettlementOrder = Literal["random", "oldest_first"]
 ACCRUAL_CHUNK = 500
 
 _UNCLAIMED_OPEN = and_(Accrual.status == AccrualStatus.OPEN, Accrual.payout_id.is_(None))
-
-# The bare column matches the predicate of the partial index `uq_epic_links_active_player`
-# (WHERE active), so SQLite finds a player's active link with one index lookup. Written as
-# `active IS 1`, SQLite walks every active link through `ix_epic_links_poll_order` for each
-# open accrual, which made the candidate query quadratic in the number of players.
-# Untyped on purpose: as a Boolean, SQLAlchemy would render `active = 1` on SQLite.
-_ACTIVE_EPIC_LINK: ColumnClause[Any] = literal_column("epic_links.active")
 
 
 @dataclass(frozen=True)
@@ -48,7 +41,7 @@ class Candidate:
 
 async def eligible_candidates(session: AsyncSession) -> list[Candidate]:
     """Return every eligible player with unclaimed open accruals, in player id order."""
-    active_link = exists().where(EpicLink.player_id == Player.id, _ACTIVE_EPIC_LINK)
+    active_link = exists().where(EpicLink.player_id == Player.id, ACTIVE_EPIC_LINK)
     query = (
         select(Accrual.player_id, Wallet.address, func.min(Accrual.created_at))
         .join(Player, Player.id == Accrual.player_id)

@@ -14,16 +14,16 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnClause, and_, func, literal_column, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
 from core.config.integrations import IntegrationsSettings
 from core.config.payout import PayoutSettings
 from core.db.models import (
+    ACTIVE_EPIC_LINK,
     FINAL_PAYOUT_STATES,
     Accrual,
     AccrualStatus,
@@ -44,11 +44,6 @@ from core.services.history import PayoutSummary, latest_payouts
 from core.services.verification import VerificationOutcome
 
 LATEST_PAYOUTS = 5
-
-# Written as the bare column so that SQLite matches the predicate of the partial index
-# `uq_epic_links_active_player` (WHERE active). With `active = 1` or `active IS 1`, SQLite
-# walks every active link through `ix_epic_links_poll_order` instead.
-ACTIVE_EPIC_LINK: ColumnClause[Any] = literal_column("epic_links.active")
 
 
 class CheckName(enum.StrEnum):
