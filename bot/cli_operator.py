@@ -11,7 +11,6 @@ import sys
 from typing import TYPE_CHECKING
 
 from bot.cli_run import _add_config_dir, _load
-from bot.payments import operator_key
 from core.errors import Pay2SlayError
 
 if TYPE_CHECKING:
@@ -45,6 +44,10 @@ def print_operator_address(args: argparse.Namespace) -> int:
     settings = _load(args, for_run=False)
     if settings is None:
         return EXIT_CONFIG_ERROR
+
+    # Imported here because bot.payments loads the Banano and HTTP clients, which the other
+    # commands do not need.
+    from bot.payments import operator_key
 
     try:
         key = operator_key(settings)

@@ -3,6 +3,9 @@
 Bootstrap happens here, outside the Bot class: load and check the configuration, configure
 logging with every secret registered for redaction, start tracing when an OTLP endpoint is
 set, create the metrics, then start.
+
+Each handler imports discord.py, the bot runtime or the sandbox itself, not this module,
+because they are slow to import and `bot.cli` imports this module for every command.
 """
 
 from __future__ import annotations
@@ -10,31 +13,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import discord
-import structlog
 from pydantic import BaseModel, SecretStr
 from sqlalchemy.engine import make_url
 
-from bot.app import Pay2SlayBot
-from bot.runtime import StartupError
-from bot.sandbox import SandboxOptions, run_sandbox
 from core.config import ConfigError, Settings, load_settings
 from core.errors import Pay2SlayError
-from core.observability import LogFormat, Metrics, configure_logging
+from core.observability import LogFormat, configure_logging
 from core.observability.metrics import installed_version
 from core.observability.tracing import Tracing, configure_tracing
 
 if TYPE_CHECKING:
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
-
-log = structlog.get_logger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -225,10 +219,15 @@ def run_bot(args: argparse.Namespace) -> int:
     settings = _load(args, for_run=True)
     if settings is None:
         return EXIT_CONFIG_ERROR
+
+    import discord
+
+    from bot.launch import run_until_closed
+
     _configure_logging(settings)
     tracing = _configure_tracing(settings)
     try:
-        asyncio.run(_run_bot(settings))
+        asyncio.run(run_until_closed(settings))
     except discord.LoginFailure:
         print("pay2slay run failed: Discord rejected the bot token.", file=sys.stderr)
         return EXIT_FAILED
@@ -239,32 +238,6 @@ def run_bot(args: argparse.Namespace) -> int:
         # Exports the spans still queued, waiting up to the exporter's time-out.
         tracing.shutdown()
     return EXIT_OK
-
-
-async def _run_bot(settings: Settings) -> None:
-    token = settings.secrets.discord_bot_token
-    if token is None:
-        raise StartupError("The Discord bot token is missing.")
-    bot = Pay2SlayBot(settings, metrics=Metrics())
-    loop = asyncio.get_running_loop()
-    closing: set[asyncio.Task[None]] = set()
-
-    def request_close() -> None:
-        log.info("shutdown_requested")
-        task = loop.create_task(bot.close())
-        closing.add(task)
-        task.add_done_callback(closing.discard)
-
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        with suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal_number, request_close)
-
-    async with bot:
-        # start(), unlike run(), installs no log handler of discord.py's own, so its records
-        # go through the handler configure_logging set up.
-        await bot.start(token.get_secret_value())
-    if closing:
-        await asyncio.gather(*closing)
 
 
 def sandbox_log_format(flag: str | None, environ: Mapping[str, str]) -> LogFormat | None:
@@ -293,6 +266,9 @@ def run_sandbox_command(args: argparse.Namespace) -> int:
         )
         return EXIT_CONFIG_ERROR
     redactor = configure_logging(log_format=log_format, level=args.log_level, secrets=())
+
+    from bot.sandbox import SandboxOptions, run_sandbox
+
     options = SandboxOptions(
         runs=args.runs,
         players=args.players,
@@ -324,9 +300,14 @@ def sync_commands(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_CONFIG_ERROR
+
+    import discord
+
+    from bot.launch import log_in_and_sync
+
     _configure_logging(settings)
     try:
-        count = asyncio.run(_sync(settings, args.guild))
+        count = asyncio.run(log_in_and_sync(settings, args.guild))
     except discord.LoginFailure:
         print("sync-commands failed: Discord rejected the bot token.", file=sys.stderr)
         return EXIT_FAILED
@@ -339,30 +320,3 @@ def sync_commands(args: argparse.Namespace) -> int:
     where = f"guild {args.guild}" if args.guild else "all guilds (global)"
     print(f"synced {count} commands to {where}")
     return EXIT_OK
-
-
-async def _sync(settings: Settings, guild_id: int | None) -> int:
-    token = settings.secrets.discord_bot_token
-    assert token is not None
-    bot = Pay2SlayBot(settings, metrics=Metrics(), commands_only=True)
-    async with bot:
-        # login() runs setup_hook, which loads the cogs without opening any service.
-        await bot.login(token.get_secret_value())
-        return await sync_tree(bot, guild_id)
-
-
-async def sync_tree(bot: Pay2SlayBot, guild_id: int | None) -> int:
-    """Upload the tree's commands globally or to one guild; return how many were synced."""
-    if bot.failed_extensions:
-        raise StartupError(
-            "Not syncing: these command modules failed to load: "
-            + ", ".join(sorted(bot.failed_extensions))
-        )
-    if guild_id is None:
-        synced = await bot.tree.sync()
-    else:
-        guild = discord.Object(id=guild_id)
-        bot.tree.copy_global_to(guild=guild)
-        synced = await bot.tree.sync(guild=guild)
-    log.info("commands_synced", count=len(synced), guild_id=guild_id)
-    return len(synced)

@@ -3,6 +3,9 @@
 Each takes the same settlement lock and runs the same code as the scheduled settlement and the
 admin slash commands. Running one while the bot settles is therefore safe: it does not wait
 but reports that a settlement is running.
+
+The handlers import the payout services and the bot runtime themselves, not this module,
+because they are slow to import and `bot.cli` imports this module for every command.
 """
 
 from __future__ import annotations
@@ -15,34 +18,20 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.cli_run import _add_config_dir, _configure_logging, _load
-from bot.payments import open_payments
-from bot.runtime import prepare_database
 from core.banano.units import format_ban
 from core.config import Settings
 from core.db import Database
 from core.errors import Pay2SlayError
 from core.observability import Metrics
-from core.services.go_live import release_dry_run_payouts
-from core.services.payout_processor import PayoutProcessor
-from core.services.payout_retry import RetryKind, retry_payout
-from core.services.settlement import (
-    RunOutcome,
-    SettlementPolicy,
-    SettlementReport,
-    SettlementService,
-)
 
 if TYPE_CHECKING:
+    from core.services.settlement import SettlementReport, SettlementService
+
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG_ERROR = 2
-
-# Retry outcomes after which nothing is left for the operator to do.
-_RETRY_DONE = frozenset(
-    {RetryKind.CONFIRMED, RetryKind.IN_FLIGHT, RetryKind.RETRIED, RetryKind.ALREADY_CLAIMED}
-)
 
 
 def add_settlement_commands(commands: Subcommands) -> None:
@@ -96,6 +85,11 @@ async def open_settlement(
     settings: Settings, stack: AsyncExitStack, metrics: Metrics
 ) -> SettlementService:
     """Open the database and the sender and build the settlement service; `stack` closes them."""
+    from bot.payments import open_payments
+    from bot.runtime import prepare_database
+    from core.services.payout_processor import PayoutProcessor
+    from core.services.settlement import SettlementPolicy, SettlementService
+
     integrations = settings.integrations
     db = Database.from_url(integrations.database.url)
     stack.push_async_callback(db.dispose)
@@ -126,6 +120,8 @@ def settle_once(args: argparse.Namespace) -> int:
     if settings is None:
         return EXIT_CONFIG_ERROR
     _configure_logging(settings)
+
+    from core.services.settlement import RunOutcome
 
     async def run() -> SettlementReport:
         async with AsyncExitStack() as stack:
@@ -171,6 +167,11 @@ def retry_payout_command(args: argparse.Namespace) -> int:
         return EXIT_CONFIG_ERROR
     _configure_logging(settings)
 
+    from core.services.payout_retry import RetryKind, retry_payout
+
+    # Outcomes after which nothing is left for the operator to do.
+    done = {RetryKind.CONFIRMED, RetryKind.IN_FLIGHT, RetryKind.RETRIED, RetryKind.ALREADY_CLAIMED}
+
     async def run() -> tuple[RetryKind, str]:
         async with AsyncExitStack() as stack:
             service = await open_settlement(settings, stack, Metrics())
@@ -187,7 +188,7 @@ def retry_payout_command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
     print(text)
-    return EXIT_OK if kind in _RETRY_DONE else EXIT_FAILED
+    return EXIT_OK if kind in done else EXIT_FAILED
 
 
 def release_dry_run_command(args: argparse.Namespace) -> int:
@@ -203,6 +204,8 @@ def release_dry_run_command(args: argparse.Namespace) -> int:
     if settings is None:
         return EXIT_CONFIG_ERROR
     _configure_logging(settings)
+
+    from core.services.go_live import release_dry_run_payouts
 
     async def run() -> str:
         async with AsyncExitStack() as stack:

@@ -11,8 +11,8 @@ migration:
   every id sequence restarts at 1, as in a fresh database. The schema is dropped at the end
   of the session.
 
-PostgreSQL is expected at 127.0.0.1:5432, database `test`; set `P2S_TEST_POSTGRES_URL` to
-use another URL on this machine. When the server cannot be reached, PostgreSQL tests are
+PostgreSQL is expected at 127.0.0.1:5432, database `test`; set `PAY2SLAY_TEST_POSTGRES_URL`
+to use another URL on this machine. When the server cannot be reached, PostgreSQL tests are
 skipped with the connection error as the reason.
 """
 
@@ -31,10 +31,14 @@ from sqlalchemy import make_url, text
 from core.db import Database
 from core.db.migrate import upgrade_to_head
 from core.db.models import Base
+from tests.environment import POSTGRES_URL, renamed_variable_errors
 
-POSTGRES_URL = os.environ.get(
-    "P2S_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Stop the run when a test variable is set under its earlier name, which nothing reads."""
+    errors = renamed_variable_errors(os.environ)
+    if errors:
+        raise pytest.UsageError("; ".join(errors))
 
 
 def _empty_all_tables_statement() -> str:

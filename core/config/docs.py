@@ -59,7 +59,8 @@ a maximum, listed under Expected, and infinity and NaN are rejected.
 
 Any other variable whose name starts with `P2S_` is an error, with the name it most likely
 meant, so that a typo such as `P2S_METRICS_TOKN` cannot leave a setting at its default without
-notice. Names that start with `P2S_TEST_` are test settings and are ignored.
+notice. The test suite's own variables start with `PAY2SLAY_TEST_` instead, so this check
+never sees them.
 
 Secret keys in the YAML files (`yunite_api_key`, `discord_oauth_client_secret`,
 `fortnite_api_key`) accept only a single `${{NAME}}` reference; a literal value is rejected.

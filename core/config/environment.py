@@ -5,8 +5,10 @@ variable whose name starts with `P2S_` (in any case) must be one of these:
 
 - an override `P2S_<SECTION>__<KEY>`, which `core.config.overrides` checks further;
 - a secret variable such as `P2S_OPERATOR_SEED`, or its `_FILE` twin;
-- `P2S_CONFIG_DIR` or `P2S_SECRETS_DIR`;
-- a test setting, whose name starts with `P2S_TEST_`, or one of `TEST_ONLY_VARIABLES`.
+- `P2S_CONFIG_DIR` or `P2S_SECRETS_DIR`.
+
+The test suite's own variables start with `PAY2SLAY_TEST_`, outside this prefix, so no test
+name needs an exception here.
 """
 
 from __future__ import annotations
@@ -20,11 +22,6 @@ from core.config.schema import SECTION_MODELS, leaf_fields
 from core.config.secrets import SECRETS_DIR_VARIABLE, SecretSettings, secret_variable
 
 CONFIG_DIR_VARIABLE = "P2S_CONFIG_DIR"
-TEST_VARIABLE_PREFIX = "P2S_TEST_"
-
-# Read by the test suite but named before the P2S_TEST_ convention: the number of examples
-# of the money-rules state machine test.
-TEST_ONLY_VARIABLES = frozenset({"P2S_MONEY_MACHINE_EXAMPLES"})
 
 
 def secret_variables() -> frozenset[str]:
@@ -33,7 +30,7 @@ def secret_variables() -> frozenset[str]:
 
 
 def known_variables() -> frozenset[str]:
-    """Exact names of the `P2S_` variables that are not overrides or test settings."""
+    """Exact names of the `P2S_` variables that are not overrides."""
     secrets = secret_variables()
     return frozenset(
         {
@@ -41,7 +38,6 @@ def known_variables() -> frozenset[str]:
             SECRETS_DIR_VARIABLE,
             *secrets,
             *(f"{name}_FILE" for name in secrets),
-            *TEST_ONLY_VARIABLES,
         }
     )
 
@@ -57,8 +53,6 @@ def unknown_variable_problems(environ: Mapping[str, str]) -> list[ConfigProblem]
     for variable in sorted(environ):
         upper = variable.upper()
         if not upper.startswith(PREFIX) or variable in known or is_override_variable(variable):
-            continue
-        if upper.startswith(TEST_VARIABLE_PREFIX):
             continue
 
         message = "unknown environment variable; nothing reads it"

@@ -15,12 +15,9 @@ from sqlalchemy import delete, text
 from core.db.migrate import upgrade_to_head
 from core.db.models import Lease
 from core.db.session import Database
+from tests.environment import POSTGRES_URL
 
 DatabaseKind = Literal["sqlite", "postgresql"]
-
-POSTGRES_URL = os.environ.get(
-    "P2S_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,7 @@ async def campaign_database(kind: DatabaseKind, workdir: Path) -> AsyncIterator[
     """Create a database at the newest migration for one campaign and remove it afterwards.
 
     SQLite: a file under `workdir`, left there for inspection. PostgreSQL: a schema of its own
-    at `P2S_TEST_POSTGRES_URL` (default 127.0.0.1:5432, database `test`), dropped at the end.
+    at `PAY2SLAY_TEST_POSTGRES_URL` (default 127.0.0.1:5432, database `test`), dropped at the end.
     """
     if kind == "sqlite":
         path = workdir / "campaign.db"

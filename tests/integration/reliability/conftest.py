@@ -1,8 +1,8 @@
 """Fixtures of the reliability campaigns, and the rule that keeps long campaigns optional.
 
-Tests marked `slow` here run only when the environment sets P2S_SLOW=1, so the default test
-command runs the short campaigns alone. The bot fixtures build the same bot and services as
-the command tests, over a SQLite database, in dry run.
+Tests marked `slow` here run only when the environment sets PAY2SLAY_TEST_SLOW=1, so the
+default test command runs the short campaigns alone. The bot fixtures build the same bot and
+services as the command tests, over a SQLite database, in dry run.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from cogs.common import CogServices
 from core.db.session import Database
 from core.observability import Metrics
 from core.sandbox.yunite_server import SandboxYunite
+from tests.environment import SLOW_VARIABLE
 from tests.unit.cogs.harness import InteractionHarness
 from tests.unit.cogs.helpers_cogs import (
     GUILD_ID,
@@ -31,11 +32,9 @@ from tests.unit.cogs.helpers_cogs import (
     open_test_services,
 )
 
-SLOW_VARIABLE = "P2S_SLOW"
-
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Skip a `slow` test of this directory unless P2S_SLOW=1."""
+    """Skip a `slow` test of this directory unless PAY2SLAY_TEST_SLOW=1."""
     if item.get_closest_marker("slow") is not None and os.environ.get(SLOW_VARIABLE) != "1":
         pytest.skip(f"a long campaign; set {SLOW_VARIABLE}=1 to run it")
 

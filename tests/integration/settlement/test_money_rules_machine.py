@@ -28,6 +28,7 @@ from core.db.session import Database
 from core.sandbox.banano_faults import Fault
 from core.sandbox.banano_node import SandboxBananoNode
 from core.services.payout_retry import retry_payout
+from tests.environment import MONEY_MACHINE_EXAMPLES_VARIABLE, POSTGRES_URL
 from tests.integration.settlement.helpers_world import (
     LOW_WORK_THRESHOLD,
     CrashAt,
@@ -44,9 +45,6 @@ from tests.integration.settlement.helpers_world import (
 
 T = TypeVar("T")
 
-POSTGRES_URL = os.environ.get(
-    "P2S_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 PLAYERS = 3
 FAULTS: dict[str, Fault] = {
     "timeout": Fault.delay(0.25),
@@ -227,7 +225,7 @@ class MoneyRulesMachine(RuleBasedStateMachine):
 def run_machine(harness: Harness, max_examples: int) -> None:
     MoneyRulesMachine.harness = harness
     # The suite keeps the example count small; raise it for a deeper local search.
-    max_examples = int(os.environ.get("P2S_MONEY_MACHINE_EXAMPLES", max_examples))
+    max_examples = int(os.environ.get(MONEY_MACHINE_EXAMPLES_VARIABLE, max_examples))
     try:
         run_state_machine_as_test(
             MoneyRulesMachine,

@@ -11,7 +11,8 @@ from pydantic import SecretStr
 
 from bot.app import Pay2SlayBot
 from bot.cli import main
-from bot.cli_run import secret_values, sync_tree
+from bot.cli_run import secret_values
+from bot.launch import sync_tree
 from bot.runtime import StartupError
 from core.observability import Metrics
 from tests.unit.cogs.helpers_cogs import CONFIG_DIR, GUILD_ID, make_settings

@@ -9,6 +9,12 @@ import pytest
 
 from core.config import load_settings
 from core.config.environment import known_variables, unknown_variable_problems
+from tests.environment import (
+    RENAMED_VARIABLES,
+    TEST_VARIABLE_PREFIX,
+    TEST_VARIABLES,
+    renamed_variable_errors,
+)
 
 if TYPE_CHECKING:
     from tests.unit.config.conftest import LoadProblems
@@ -46,18 +52,39 @@ def test_unrelated_variable_has_no_suggestion(load_problems: LoadProblems) -> No
     assert problem.message == "unknown environment variable; nothing reads it"
 
 
-@pytest.mark.parametrize("variable", ["P2S_TEST_POSTGRES_URL", "P2S_TEST_ANYTHING", "OTHER_VAR"])
+@pytest.mark.parametrize("variable", [*TEST_VARIABLES, "OTHER_VAR"])
 def test_test_and_foreign_variables_allowed(config_dir: Path, variable: str) -> None:
-    settings = load_settings(config_dir, environ={variable: "x"})
+    settings = load_settings(config_dir, environ={variable: "1"})
 
     assert settings.payout.batch_size == 0
+
+
+def test_test_variables_outside_loader_prefix() -> None:
+    for variable in TEST_VARIABLES:
+        assert variable.startswith(TEST_VARIABLE_PREFIX), variable
+
+
+@pytest.mark.parametrize("variable", [*RENAMED_VARIABLES, "P2S_TEST_ANYTHING"])
+def test_test_names_not_allow_listed(load_problems: LoadProblems, variable: str) -> None:
+    [problem] = load_problems({variable: "1"})
+
+    assert problem.source == variable
+    assert problem.message.startswith("unknown environment variable; nothing reads it")
+    assert variable not in known_variables()
+
+
+def test_renamed_test_variable_names_new_one() -> None:
+    errors = renamed_variable_errors({"P2S_SLOW": "1", "PAY2SLAY_TEST_SLOW": "1"})
+
+    assert errors == ["P2S_SLOW is no longer read; set PAY2SLAY_TEST_SLOW instead"]
+    assert renamed_variable_errors(dict.fromkeys(TEST_VARIABLES, "1")) == []
 
 
 def test_every_known_variable_accepted() -> None:
     names = known_variables()
 
     assert unknown_variable_problems(dict.fromkeys(names, "x")) == []
-    assert {"P2S_CONFIG_DIR", "P2S_SECRETS_DIR", "P2S_MONEY_MACHINE_EXAMPLES"} <= names
+    assert {"P2S_CONFIG_DIR", "P2S_SECRETS_DIR"} <= names
     assert {"P2S_OPERATOR_SEED", "P2S_OPERATOR_SEED_FILE", "P2S_METRICS_TOKEN_FILE"} <= names
 
 

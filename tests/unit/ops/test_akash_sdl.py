@@ -1,4 +1,8 @@
-"""The Akash SDL: one container, persistent /data, every variable once, no inline secret."""
+"""The Akash SDL: one container, persistent /data, every variable once, no inline secret.
+
+Its placeholders start with AKASH_, so a deployer's environment file cannot collide with the
+variables the configuration loader reads.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,32 @@ CONFIGS = ROOT / "configs"
 OPERATIONS = ROOT / "docs/operations.md"
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+PLACEHOLDER_PREFIX = "AKASH_"
+
+# A valid value for each placeholder that needs one. The URL placeholders get a loopback URL.
+SAMPLES = {
+    "AKASH_CHAIN_ENV": "testnet",
+    "AKASH_DRY_RUN": "true",
+    "AKASH_NODE_RPC": "http://127.0.0.1:7072",
+    "AKASH_DISCORD_GUILD_ID": "500000000000000001",
+    "AKASH_YUNITE_GUILD_ID": "500000000000000001",
+    "AKASH_DISCORD_REDIRECT_URI": "https://127.0.0.1/auth/discord/callback",
+    "AKASH_ADMIN_ROLE_IDS": "[500000000000000002]",
+    "AKASH_DISCORD_CLIENT_ID": "300000000000000001",
+    "AKASH_OPERATOR_SEED": "0" * 64,
+    "AKASH_SESSION_SECRET": "s" * 40,
+}
+
+
+def _placeholders() -> set[str]:
+    """Every ${NAME} in the SDL outside comments, the image included."""
+    lines = SDL.read_text(encoding="utf-8").splitlines()
+    code = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    return set(_PLACEHOLDER.findall(code))
+
+
+def _sample(placeholder: str) -> str:
+    return SAMPLES.get(placeholder, "http://127.0.0.1:9")
 
 
 def _sdl() -> dict[str, Any]:
@@ -109,23 +139,32 @@ def test_sdl_secrets_are_placeholders() -> None:
     env = dict(_env())
     for name in _secret_variables():
         assert name in env, f"{name} missing from the SDL"
-        assert env[name] == f"${{{name}}}", f"{name} must be a placeholder, not a value"
+        # P2S_OPERATOR_SEED is filled from AKASH_OPERATOR_SEED, YUNITE_API_KEY from
+        # AKASH_YUNITE_API_KEY.
+        expected = PLACEHOLDER_PREFIX + name.removeprefix("P2S_")
+        assert env[name] == f"${{{expected}}}", f"{name} must be the placeholder {expected}"
+
+
+def test_sdl_placeholders_outside_loader_names() -> None:
+    placeholders = _placeholders()
+    known = _known_variables()
+
+    assert "AKASH_IMAGE" in placeholders
+    for placeholder in placeholders:
+        assert placeholder.startswith(PLACEHOLDER_PREFIX), placeholder
+        assert placeholder not in known, placeholder
+
+
+def test_exported_placeholders_leave_configuration_unchanged() -> None:
+    # A deployer exports the filled-in placeholders to run envsubst. A pay2slay command in
+    # the same shell must load exactly what it loads without them.
+    exported = {placeholder: _sample(placeholder) for placeholder in _placeholders()}
+
+    assert load_settings(CONFIGS, exported) == load_settings(CONFIGS, {})
 
 
 def test_sdl_literal_values_are_valid_configuration() -> None:
     # Fill every placeholder with a valid value and load the configuration as the bot would.
-    samples = {
-        "P2S_CHAIN_ENV": "testnet",
-        "P2S_DRY_RUN": "true",
-        "P2S_NODE_RPC": "http://127.0.0.1:7072",
-        "P2S_DISCORD_GUILD_ID": "500000000000000001",
-        "P2S_YUNITE_GUILD_ID": "500000000000000001",
-        "P2S_DISCORD_REDIRECT_URI": "https://127.0.0.1/auth/discord/callback",
-        "P2S_ADMIN_ROLE_IDS": "[500000000000000002]",
-        "DISCORD_CLIENT_ID": "300000000000000001",
-        "P2S_OPERATOR_SEED": "0" * 64,
-        "P2S_SESSION_SECRET": "s" * 40,
-    }
     environ = {"P2S_CONFIG_DIR": str(CONFIGS)}
     for name, value in _env():
         if name == CONFIG_DIR_VARIABLE:
@@ -134,7 +173,7 @@ def test_sdl_literal_values_are_valid_configuration() -> None:
         if placeholder is None:
             environ[name] = value
         else:
-            environ[name] = samples.get(placeholder.group(1), "http://127.0.0.1:9")
+            environ[name] = _sample(placeholder.group(1))
 
     settings = load_settings(CONFIGS, environ)
 
@@ -149,6 +188,8 @@ def test_sdl_variables_documented() -> None:
     configuration = render_configuration_markdown(CONFIGS)
     for name, _ in _env():
         assert f"`{name}`" in operations or f"`{name}`" in configuration, name
+    for placeholder in _placeholders():
+        assert f"`{placeholder}`" in operations, placeholder
 
 
 def test_sdl_has_no_secret_looking_literal() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import bot.cli_run
+import bot.launch
 from bot.cli import main
 from bot.cli_run import LOG_FORMAT_VARIABLE, sandbox_log_format
 from core.observability.tracing import tracing_enabled
@@ -170,7 +171,7 @@ def test_run_starts_and_stops_tracing(monkeypatch: pytest.MonkeyPatch) -> None:
         seen["logging"] = True
 
     # The stubs keep the test's logging set-up and connect to nothing.
-    monkeypatch.setattr(bot.cli_run, "_run_bot", run_bot_stub)
+    monkeypatch.setattr(bot.launch, "run_until_closed", run_bot_stub)
     monkeypatch.setattr(bot.cli_run, "_configure_logging", configure_logging_stub)
 
     code = bot.cli_run.run_bot(argparse.Namespace(config_dir=CONFIG_DIR))
