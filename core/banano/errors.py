@@ -19,7 +19,10 @@ def shorten_for_message(text: str, max_length: int = 24) -> str:
 
     Keeps the head and the tail, which is enough to recognise an address or an amount.
     """
-    printable = "".join(c if c.isascii() and c.isprintable() else "?" for c in text)
+    if text.isascii() and text.isprintable():
+        printable = text
+    else:
+        printable = "".join(c if c.isascii() and c.isprintable() else "?" for c in text)
     if len(printable) <= max_length:
         return printable
     head_length = max_length - 8

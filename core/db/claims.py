@@ -11,9 +11,9 @@ payout's claims are released.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Accrual, AccrualStatus, Payout, PayoutAccrual
@@ -26,30 +26,56 @@ async def claim_accruals(session: AsyncSession, payout_id: int, accrual_ids: Ite
     already claims it, when it is held, voided or split, or when it belongs to another
     player. Runs inside the caller's transaction.
     """
+    payout_player = select(Payout.player_id).where(Payout.id == payout_id).scalar_subquery()
+    claimed = await _claim(session, payout_id, payout_player, accrual_ids)
+    await record_claims(session, {payout_id: list(claimed)})
+    return len(claimed)
+
+
+async def claim_accruals_of(
+    session: AsyncSession, payout_id: int, player_id: int, accrual_ids: Iterable[int]
+) -> dict[int, int]:
+    """Claim as `claim_accruals` does, for a payout of `player_id`, without recording it.
+
+    Returns the amount in raw of each accrual claimed, by id. The caller records the claims
+    with `record_claims`, for several payouts in one statement.
+    """
+    return await _claim(session, payout_id, player_id, accrual_ids)
+
+
+async def record_claims(session: AsyncSession, claims: Mapping[int, Iterable[int]]) -> None:
+    """Record in `payout_accruals` the accruals each payout claimed, keyed by payout id."""
+    rows = [
+        {"payout_id": payout_id, "accrual_id": accrual_id}
+        for payout_id, accrual_ids in claims.items()
+        for accrual_id in accrual_ids
+    ]
+    if rows:
+        await session.execute(insert(PayoutAccrual), rows)
+
+
+async def _claim(
+    session: AsyncSession,
+    payout_id: int,
+    player: int | ColumnElement[int],
+    accrual_ids: Iterable[int],
+) -> dict[int, int]:
     wanted = sorted(set(accrual_ids))
     if not wanted:
-        return 0
-
-    payout_player = select(Payout.player_id).where(Payout.id == payout_id).scalar_subquery()
+        return {}
     result = await session.execute(
         update(Accrual)
         .where(
             Accrual.id.in_(wanted),
             Accrual.payout_id.is_(None),
             Accrual.status == AccrualStatus.OPEN,
-            Accrual.player_id == payout_player,
+            Accrual.player_id == player,
         )
         .values(payout_id=payout_id)
-        .returning(Accrual.id)
+        .returning(Accrual.id, Accrual.amount_raw)
         .execution_options(synchronize_session=False)
     )
-    claimed = list(result.scalars())
-    if claimed:
-        await session.execute(
-            insert(PayoutAccrual),
-            [{"payout_id": payout_id, "accrual_id": accrual_id} for accrual_id in claimed],
-        )
-    return len(claimed)
+    return {accrual_id: amount_raw for accrual_id, amount_raw in result.all()}
 
 
 async def release_claims(session: AsyncSession, payout_id: int) -> int:

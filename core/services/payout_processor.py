@@ -15,7 +15,7 @@ be confirmed.
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -46,9 +46,11 @@ from core.services.payouts import (
     created_for_local_signer,
     fail_payout,
     lock_payout,
+    lock_payouts,
     mark_confirmed,
     mark_signed,
     mark_submitted,
+    signed_successors,
 )
 
 log = structlog.get_logger(__name__)
@@ -202,6 +204,148 @@ class PayoutProcessor:
         result = await self._sender.send(snapshot.request, store_signed_block)
         await self._after("replied", payout_id)
         return await self._apply_result(payout_id, result, resubmitted=False)
+
+    async def send_many(self, payout_ids: Sequence[int]) -> list[PayoutAction]:
+        """Send pending payouts for the first time, in order; return one action per payout.
+
+        With the local signer the payouts become one chain of blocks (see
+        `LocalSigner.send_chain`): one transaction stores every block before the first is
+        submitted, and one records every block the node accepted. Other senders send one
+        payout at a time. Either way the sends stop at the first payout whose outcome is
+        neither submitted nor failed, and the actions list ends there.
+        """
+        if not isinstance(self._sender, LocalSigner) or len(payout_ids) < 2:
+            actions: list[PayoutAction] = []
+            for payout_id in payout_ids:
+                action = await self.send(payout_id)
+                actions.append(action)
+                if action not in (PayoutAction.SUBMITTED, PayoutAction.FAILED):
+                    break
+            return actions
+        with span("payout.send_chain", payouts=len(payout_ids)) as current:
+            chain_actions = await self._send_chain(self._sender, payout_ids)
+            current.set_attributes(submitted=chain_actions.count(PayoutAction.SUBMITTED))
+        return chain_actions
+
+    async def _send_chain(
+        self, sender: LocalSigner, payout_ids: Sequence[int]
+    ) -> list[PayoutAction]:
+        async with self._db.read() as session:
+            rows = (
+                await session.execute(
+                    select(Payout, Player.frozen)
+                    .join(Player, Player.id == Payout.player_id)
+                    .where(Payout.id.in_(payout_ids))
+                )
+            ).all()
+            found = {
+                payout.id: (PayoutSnapshot.of(payout), bool(frozen)) for payout, frozen in rows
+            }
+
+        actions: dict[int, PayoutAction] = {}
+        requests: list[SendRequest] = []
+        for payout_id in payout_ids:
+            entry = found.get(payout_id)
+            if entry is None or entry[0].state != PayoutState.PENDING or entry[0].block_hash:
+                raise ValueError(f"payout {payout_id} is not pending")
+            snapshot, frozen = entry
+            if frozen:
+                # Nothing was signed yet, so a player frozen since the claim is failed safely.
+                log.info("payout_player_frozen", payout_id=payout_id, player_id=snapshot.player_id)
+                actions[payout_id] = await self._fail(payout_id, "player frozen before send")
+                continue
+            requests.append(snapshot.request)
+
+        async def store_chain(signed: Sequence[tuple[SendRequest, SignedBlock]]) -> None:
+            at = self._clock()
+            ids = [request.payout_id for request, _ in signed]
+            with span("payout.record_signed_chain", payouts=len(ids)):
+                async with self._db.write() as session:
+                    payouts = await lock_payouts(session, ids)
+                    for request, block in signed:
+                        payout = payouts.get(request.payout_id)
+                        if payout is None or payout.state != PayoutState.PENDING:
+                            # Raising here stops the sender before it submits anything.
+                            raise RuntimeError(
+                                f"payout {request.payout_id} changed state before signing"
+                            )
+                        await mark_signed(
+                            session,
+                            payout,
+                            block_hash=block.block_hash,
+                            block_json=block.block_json,
+                            at=at,
+                            metrics=self._metrics,
+                            flush=False,
+                        )
+                    await session.flush()
+            for payout_id in ids:
+                await self._after("signed", payout_id)
+
+        results = await sender.send_chain(requests, store_chain) if requests else []
+        for request in requests:
+            await self._after("replied", request.payout_id)
+
+        accepted = [
+            (request.payout_id, result.block_hash)
+            for request, result in zip(requests, results, strict=True)
+            if result.outcome is SendOutcome.ACCEPTED and result.block_hash is not None
+        ]
+        await self._record_chain_submitted(accepted)
+        for payout_id, _ in accepted:
+            actions[payout_id] = PayoutAction.SUBMITTED
+
+        for request, result in zip(requests, results, strict=True):
+            if request.payout_id in actions:
+                continue
+            if result.outcome is SendOutcome.HELD:
+                # Failing the block it follows failed this one too. If that block is in
+                # doubt, this one waits for the reconciler.
+                actions[request.payout_id] = await self._held_action(request.payout_id)
+            else:
+                actions[request.payout_id] = await self._apply_result(
+                    request.payout_id, result, resubmitted=False
+                )
+
+        ordered: list[PayoutAction] = []
+        for payout_id in payout_ids:
+            action = actions[payout_id]
+            ordered.append(action)
+            if action not in (PayoutAction.SUBMITTED, PayoutAction.FAILED):
+                break
+        return ordered
+
+    async def _held_action(self, payout_id: int) -> PayoutAction:
+        snapshot = await self.snapshot(payout_id)
+        if snapshot is None:
+            return PayoutAction.FINAL
+        if snapshot.state is PayoutState.FAILED:
+            return PayoutAction.FAILED
+        log.info("payout_block_held", payout_id=payout_id, block_hash=snapshot.block_hash)
+        return PayoutAction.UNKNOWN
+
+    async def _record_chain_submitted(self, accepted: Sequence[tuple[int, str]]) -> None:
+        if not accepted:
+            return
+        at = self._clock()
+        with span("payout.record_submitted_chain", payouts=len(accepted)):
+            async with self._db.write() as session:
+                payouts = await lock_payouts(session, [payout_id for payout_id, _ in accepted])
+                for payout_id, block_hash in accepted:
+                    payout = payouts.get(payout_id)
+                    if payout is None or payout.state in FINAL_PAYOUT_STATES:
+                        continue
+                    await mark_submitted(
+                        session,
+                        payout,
+                        block_hash=block_hash,
+                        at=at,
+                        metrics=self._metrics,
+                        flush=False,
+                    )
+                await session.flush()
+        for payout_id, _ in accepted:
+            await self._after("submitted", payout_id)
 
     async def reconcile(self, payout_id: int) -> PayoutAction:
         """Check one unfinished payout against the ledger and move it on."""
@@ -401,15 +545,38 @@ class PayoutProcessor:
         return PayoutAction.CONFIRMED
 
     async def _fail(self, payout_id: int, reason: str) -> PayoutAction:
+        """Fail a payout whose block can never be confirmed, with every stored block after it.
+
+        A block that follows a block which can never be confirmed can never be confirmed
+        either, so the `signed` payouts chained after it fail in the same transaction. A
+        crash can then never leave one of them waiting for a block that will not come.
+        """
+        failed = [payout_id]
         with span("payout.record_failed", payout_id=payout_id):
             async with self._db.write() as session:
                 payout = await lock_payout(session, payout_id)
                 if payout is None or payout.state in FINAL_PAYOUT_STATES:
                     return PayoutAction.FINAL
-                await fail_payout(
-                    session, payout, reason=reason, at=self._clock(), metrics=self._metrics
-                )
-        await self._after("failed", payout_id)
+                at = self._clock()
+                block_hash = payout.block_hash
+                await fail_payout(session, payout, reason=reason, at=at, metrics=self._metrics)
+                unchecked = [] if block_hash is None else [(payout_id, block_hash)]
+                while unchecked:
+                    before_id, before_hash = unchecked.pop()
+                    for successor in await signed_successors(session, before_hash):
+                        if successor.block_hash is not None:
+                            unchecked.append((successor.id, successor.block_hash))
+                        await fail_payout(
+                            session,
+                            successor,
+                            reason=f"not sent: it follows the block of payout {before_id}, "
+                            "which can never be confirmed",
+                            at=at,
+                            metrics=self._metrics,
+                        )
+                        failed.append(successor.id)
+        for failed_id in failed:
+            await self._after("failed", failed_id)
         return PayoutAction.FAILED
 
     async def _after(self, step: str, payout_id: int) -> None:

@@ -18,7 +18,9 @@ collide. The column's unique constraint keeps references unique.
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -27,7 +29,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.claims import claim_accruals, release_claims
+from core.db.claims import claim_accruals_of, record_claims, release_claims
 from core.db.models import (
     FINAL_PAYOUT_STATES,
     Accrual,
@@ -113,27 +115,102 @@ async def create_payout(
     metrics: Metrics,
     actor_discord_id: int | None = None,
 ) -> Payout:
-    """Create a payout and claim its accruals in the session's transaction.
+    """Create one payout and claim its accruals in the session's transaction.
+
+    See `create_payouts`; raises `ClaimConflictError` the same way.
+    """
+    [payout] = await create_payouts(
+        session, [new], at=at, metrics=metrics, actor_discord_id=actor_discord_id
+    )
+    return payout
+
+
+async def create_payouts(
+    session: AsyncSession,
+    news: Sequence[NewPayout],
+    *,
+    at: datetime,
+    metrics: Metrics,
+    actor_discord_id: int | None = None,
+) -> list[Payout]:
+    """Create payouts and claim their accruals in the session's transaction, in order.
 
     A planned split marks the parent accrual `split` and adds two children. Each child's
     amount is its kills times the parent's raw per kill, and the payout claims the first
     child. Raises `ClaimConflictError` when any planned accrual is no longer open and
-    unclaimed, and the caller's transaction must then roll back.
+    unclaimed, or the claimed amounts do not add up to a payout's amount; the caller's
+    transaction must then roll back. The payouts are inserted in one statement, each claim
+    is one statement, and the claim records and audit entries are one statement each.
     """
-    claim_ids = list(new.plan.whole_ids)
-    if new.plan.split is not None:
-        claim_ids.append(await _split_accrual(session, new.player_id, new.plan.split))
+    claim_ids: list[list[int]] = []
+    for new in news:
+        ids = list(new.plan.whole_ids)
+        if new.plan.split is not None:
+            ids.append(await _split_accrual(session, new.player_id, new.plan.split))
+        claim_ids.append(ids)
 
+    payouts = [_new_payout_row(new, at) for new in news]
+    session.add_all(payouts)
+    await session.flush()
+
+    claims: dict[int, list[int]] = {}
+    for new, payout, ids in zip(news, payouts, claim_ids, strict=True):
+        claimed = await claim_accruals_of(session, payout.id, new.player_id, ids)
+        if len(claimed) != len(set(ids)):
+            raise ClaimConflictError()
+        claimed_raw = sum(claimed.values())
+        if claimed_raw != payout.amount_raw:
+            # The plan was built from rows that changed underneath it; never pay a wrong
+            # amount.
+            log.error(
+                "payout_amount_mismatch",
+                payout_id=payout.id,
+                amount_raw=payout.amount_raw,
+                claimed_raw=claimed_raw,
+            )
+            raise ClaimConflictError()
+        claims[payout.id] = list(claimed)
+        record_audit(
+            session,
+            action="payout_dry_run" if new.dry_run else "payout_created",
+            at=at,
+            actor_discord_id=actor_discord_id,
+            player_id=new.player_id,
+            payout_id=payout.id,
+            detail={
+                "amount_raw": payout.amount_raw,
+                "kills": payout.kills,
+                "accruals": len(ids),
+                "split_accrual_id": None if new.plan.split is None else new.plan.split.accrual_id,
+                "settlement_run_id": new.settlement_run_id,
+            },
+        )
+    await record_claims(session, claims)
+    await session.flush()
+
+    for payout in payouts:
+        metrics.count_payout(payout.state.value)
+        log.info(
+            "payout_created",
+            payout_id=payout.id,
+            player_id=payout.player_id,
+            amount_raw=payout.amount_raw,
+            kills=payout.kills,
+            state=payout.state.value,
+        )
+    return payouts
+
+
+def _new_payout_row(new: NewPayout, at: datetime) -> Payout:
     key = new_idempotency_key()
     if new.signed_locally and not new.dry_run:
         key = f"{LOCAL_SIGNER_KEY_PREFIX}{key}"
-    state = PayoutState.DRY_RUN if new.dry_run else PayoutState.PENDING
-    payout = Payout(
+    return Payout(
         player_id=new.player_id,
         destination=new.destination,
         amount_raw=new.plan.amount_raw,
         kills=new.plan.kills,
-        state=state,
+        state=PayoutState.DRY_RUN if new.dry_run else PayoutState.PENDING,
         dry_run=new.dry_run,
         idempotency_key=key,
         block_hash=dry_run_reference(key) if new.dry_run else None,
@@ -142,40 +219,6 @@ async def create_payout(
         created_at=at,
         updated_at=at,
     )
-    session.add(payout)
-    await session.flush()
-
-    claimed = await claim_accruals(session, payout.id, claim_ids)
-    if claimed != len(set(claim_ids)):
-        raise ClaimConflictError()
-    await _check_claimed_sum(session, payout)
-
-    record_audit(
-        session,
-        action="payout_dry_run" if new.dry_run else "payout_created",
-        at=at,
-        actor_discord_id=actor_discord_id,
-        player_id=new.player_id,
-        payout_id=payout.id,
-        detail={
-            "amount_raw": payout.amount_raw,
-            "kills": payout.kills,
-            "accruals": len(claim_ids),
-            "split_accrual_id": None if new.plan.split is None else new.plan.split.accrual_id,
-            "settlement_run_id": new.settlement_run_id,
-        },
-    )
-    await session.flush()
-    metrics.count_payout(state.value)
-    log.info(
-        "payout_created",
-        payout_id=payout.id,
-        player_id=new.player_id,
-        amount_raw=payout.amount_raw,
-        kills=payout.kills,
-        state=state.value,
-    )
-    return payout
 
 
 async def _split_accrual(session: AsyncSession, player_id: int, split: SplitPlan) -> int:
@@ -230,22 +273,6 @@ def _child(parent: Accrual, kills: int, cursor_from: int, cursor_to: int) -> Acc
     )
 
 
-async def _check_claimed_sum(session: AsyncSession, payout: Payout) -> None:
-    amounts = await session.scalars(
-        select(Accrual.amount_raw).where(Accrual.payout_id == payout.id)
-    )
-    claimed_raw = sum(amounts)
-    if claimed_raw != payout.amount_raw:
-        # The plan was built from rows that changed underneath it; never pay a wrong amount.
-        log.error(
-            "payout_amount_mismatch",
-            payout_id=payout.id,
-            amount_raw=payout.amount_raw,
-            claimed_raw=claimed_raw,
-        )
-        raise ClaimConflictError()
-
-
 async def lock_payout(session: AsyncSession, payout_id: int) -> Payout | None:
     """Load a payout for a state change: row-locked on PostgreSQL, and on SQLite inside the
     write transaction that `BEGIN IMMEDIATE` already serializes."""
@@ -271,8 +298,12 @@ async def mark_signed(
     block_json: str,
     at: datetime,
     metrics: Metrics,
+    flush: bool = True,
 ) -> None:
-    """Store the signed block and its hash; the caller commits before the block is submitted."""
+    """Store the signed block and its hash; the caller commits before the block is submitted.
+
+    With `flush=False` the caller flushes, once for several payouts.
+    """
     _move(payout, PayoutState.SIGNED, at)
     payout.block_hash = block_hash
     # The node-wallet sender stores no block contents: its retries repeat the send id.
@@ -287,7 +318,8 @@ async def mark_signed(
         payout_id=payout.id,
         detail={"block_hash": block_hash, "amount_raw": payout.amount_raw},
     )
-    await session.flush()
+    if flush:
+        await session.flush()
     metrics.count_payout(PayoutState.SIGNED.value)
     log.info("payout_signed", payout_id=payout.id, block_hash=block_hash)
 
@@ -301,11 +333,12 @@ async def mark_submitted(
     metrics: Metrics,
     block_json: str | None = None,
     resubmitted: bool = False,
+    flush: bool = True,
 ) -> None:
     """Record that the node accepted the block or already had it.
 
     A resubmission of a payout already `submitted` only moves `submitted_at`, from which the
-    confirmation time-out is measured again.
+    confirmation time-out is measured again. With `flush=False` the caller flushes.
     """
     if payout.block_hash is not None and payout.block_hash != block_hash:
         # The stored block is the one that was signed; a different hash is a sender bug.
@@ -328,7 +361,8 @@ async def mark_submitted(
         payout_id=payout.id,
         detail={"block_hash": block_hash, "amount_raw": payout.amount_raw},
     )
-    await session.flush()
+    if flush:
+        await session.flush()
     log.info(
         "payout_resubmitted" if resubmitted else "payout_submitted",
         payout_id=payout.id,
@@ -427,6 +461,42 @@ async def unfinished_payout_ids(session: AsyncSession) -> list[int]:
         select(Payout.id).where(Payout.state.in_(UNFINISHED_PAYOUT_STATES)).order_by(Payout.id)
     )
     return list(rows)
+
+
+async def lock_payouts(session: AsyncSession, payout_ids: Sequence[int]) -> dict[int, Payout]:
+    """Load several payouts for state changes, as `lock_payout` does for one."""
+    rows = await session.scalars(
+        select(Payout)
+        .where(Payout.id.in_(payout_ids))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {payout.id: payout for payout in rows}
+
+
+async def signed_successors(session: AsyncSession, block_hash: str) -> list[Payout]:
+    """Return the `signed` payouts whose stored block follows `block_hash`, row-locked.
+
+    A chain of blocks is stored before its first block is submitted, so when a block can
+    never be confirmed, the stored blocks after it can never be confirmed either.
+    """
+    rows = await session.scalars(
+        select(Payout)
+        .where(Payout.state == PayoutState.SIGNED, Payout.block_json.is_not(None))
+        .order_by(Payout.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    wanted = block_hash.upper()
+    return [payout for payout in rows if _stored_previous(payout.block_json) == wanted]
+
+
+def _stored_previous(block_json: str | None) -> str | None:
+    try:
+        previous = json.loads(block_json or "").get("previous")
+    except (ValueError, AttributeError):
+        return None
+    return previous.upper() if isinstance(previous, str) else None
 
 
 async def in_flight_raw(session: AsyncSession) -> int:

@@ -47,7 +47,13 @@ from core.services.caps import (
 from core.services.faucet_flags import is_paused
 from core.services.liability import load_liability
 from core.services.payout_processor import PayoutAction, PayoutProcessor, StepHook
-from core.services.payouts import ClaimConflictError, NewPayout, create_payout, in_flight_raw
+from core.services.payouts import (
+    ClaimConflictError,
+    NewPayout,
+    create_payout,
+    create_payouts,
+    in_flight_raw,
+)
 from core.services.reconciler import Reconciler, ReconcileReport
 from core.services.settlement_selection import (
     ACCRUAL_CHUNK,
@@ -63,6 +69,8 @@ log = structlog.get_logger(__name__)
 
 SETTLEMENT_LOCK_NAME = "settlement"
 DEFAULT_LOCK_TTL = timedelta(minutes=10)
+# The largest batch of live payouts committed together and sent as one chain of blocks.
+SEND_BATCH_LIMIT = 64
 SCHEDULED_TRIGGER = "schedule"
 
 
@@ -416,28 +424,13 @@ class SettlementService:
         report: SettlementReport,
         actor_discord_id: int | None,
     ) -> None:
-        # Nothing is sent in dry run, so a chunk of payouts shares one transaction. Each
-        # payout has its own savepoint, so a conflict drops only that payout.
-        created: list[int] = []
-        at = self._clock()
-        async with self._db.write() as session:
-            for candidate, plan in plans:
-                try:
-                    async with session.begin_nested():
-                        payout = await create_payout(
-                            session,
-                            self._new_payout(candidate, plan, report, dry_run=True),
-                            at=at,
-                            metrics=self._metrics,
-                            actor_discord_id=actor_discord_id,
-                        )
-                except ClaimConflictError:
-                    log.warning("payout_claim_conflict", player_id=candidate.player_id)
-                    continue
-                created.append(payout.id)
-                report.paid_raw += plan.amount_raw
-        report.payout_ids.extend(created)
-        for payout_id in created:
+        # Nothing is sent in dry run, so a chunk of payouts shares one transaction.
+        news = [(c, self._new_payout(c, plan, report, dry_run=True)) for c, plan in plans]
+        created = await self._create_payouts(news, actor_discord_id)
+        for _, payout_id, amount_raw in created:
+            report.payout_ids.append(payout_id)
+            report.paid_raw += amount_raw
+        for _, payout_id, _ in created:
             await self.after_step("created", payout_id)
 
     async def _pay_live(
@@ -447,24 +440,24 @@ class SettlementService:
         holder: str,
         available_raw: int,
     ) -> int | None:
-        """Create and send payouts one at a time; None means the run must stop here."""
+        """Create and send payouts in growing batches; None means the run must stop here.
+
+        Each batch starts with the checks a single payout needs (stop, pause, balance, lock),
+        commits its payouts in one transaction and sends them with `send_many`. The first
+        batch holds one payout, and a batch twice as large follows only a batch that the
+        node accepted whole, so a node that refuses blocks costs one payout, not a batch.
+        """
         assert self._processor is not None
         floor_raw = self.policy.min_operator_balance_raw
-        for candidate, plan in plans:
-            if self._stop_requested:
-                report.stop_reason = "Shutdown requested; the remaining players roll over."
-                return None
-            async with self._db.read() as session:
-                paused = await is_paused(session)
-            if paused:
-                report.stop_reason = (
-                    "Payouts were paused by an admin during the run; the remaining players "
-                    "roll over."
-                )
-                log.info("settlement_stopped_paused", run_id=report.run_id)
+        batch_size = 1
+        position = 0
+        while position < len(plans):
+            stop_reason = await self._batch_stop_reason(report, holder)
+            if stop_reason is not None:
+                report.stop_reason = stop_reason
                 return None
             # The balance may have dropped since the last send (another wallet, a send not
-            # counted yet), so it is read again before each payout.
+            # counted yet), so it is read again before each batch.
             fresh_raw = await self._fresh_available_raw()
             if fresh_raw is None:
                 report.stop_reason = (
@@ -473,34 +466,61 @@ class SettlementService:
                 )
                 return None
             available_raw = fresh_raw
-            if available_raw - plan.amount_raw < floor_raw:
-                report.skipped[SkipReason.FLOOR] += 1
-                continue
-            if not await self._lock.is_held(self.policy.lock_name, holder):
-                report.stop_reason = "The settlement lock was lost; the run stopped before a send."
-                log.error("settlement_lock_lost", run_id=report.run_id)
-                return None
 
-            payout_id = await self._create_live_payout(candidate, plan, report)
-            if payout_id is None:
-                continue
-            await self.after_step("created", payout_id)
-            report.payout_ids.append(payout_id)
-
-            action = await self._processor.send(payout_id)
-            if action is PayoutAction.SUBMITTED:
+            batch: list[tuple[Candidate, ClaimPlan]] = []
+            while position < len(plans) and len(batch) < batch_size:
+                candidate, plan = plans[position]
+                position += 1
+                if available_raw - plan.amount_raw < floor_raw:
+                    report.skipped[SkipReason.FLOOR] += 1
+                    continue
                 available_raw -= plan.amount_raw
-                report.paid_raw += plan.amount_raw
-            elif action is not PayoutAction.FAILED:
+                batch.append((candidate, plan))
+            if not batch:
+                continue
+
+            created = await self._create_live_payouts(batch, report)
+            for payout_id, _ in created:
+                await self.after_step("created", payout_id)
+            report.payout_ids.extend(payout_id for payout_id, _ in created)
+
+            actions = await self._processor.send_many([payout_id for payout_id, _ in created])
+            unknown_id: int | None = None
+            for (payout_id, amount_raw), action in zip(created, actions, strict=False):
+                if action is PayoutAction.SUBMITTED:
+                    report.paid_raw += amount_raw
+                elif action is not PayoutAction.FAILED and unknown_id is None:
+                    unknown_id = payout_id
+            if unknown_id is not None:
                 # A block whose fate is unknown could still take the next block's place, so
                 # nothing more is sent until the reconciler has settled it.
                 report.stop_reason = (
-                    f"The outcome of payout {payout_id} is unknown; the next run reconciles it "
+                    f"The outcome of payout {unknown_id} is unknown; the next run reconciles it "
                     "before sending more."
                 )
-                log.warning("settlement_stopped_unknown_send", payout_id=payout_id)
+                log.warning("settlement_stopped_unknown_send", payout_id=unknown_id)
                 return None
+            if all(action is PayoutAction.SUBMITTED for action in actions):
+                batch_size = min(batch_size * 2, SEND_BATCH_LIMIT)
+            else:
+                batch_size = 1
         return available_raw
+
+    async def _batch_stop_reason(self, report: SettlementReport, holder: str) -> str | None:
+        """Return why the run must stop before its next batch, or None to go on."""
+        if self._stop_requested:
+            return "Shutdown requested; the remaining players roll over."
+        async with self._db.read() as session:
+            paused = await is_paused(session)
+        if paused:
+            log.info("settlement_stopped_paused", run_id=report.run_id)
+            return (
+                "Payouts were paused by an admin during the run; the remaining players roll over."
+            )
+        if not await self._lock.is_held(self.policy.lock_name, holder):
+            log.error("settlement_lock_lost", run_id=report.run_id)
+            return "The settlement lock was lost; the run stopped before a send."
+        return None
 
     async def _fresh_available_raw(self) -> int | None:
         """Read the operator balance less payouts in flight again; None if it is unreadable."""
@@ -514,25 +534,68 @@ class SettlementService:
         async with self._db.read() as session:
             return balance_raw - await in_flight_raw(session)
 
-    async def _create_live_payout(
-        self, candidate: Candidate, plan: ClaimPlan, report: SettlementReport
-    ) -> int | None:
+    async def _create_live_payouts(
+        self, batch: Sequence[tuple[Candidate, ClaimPlan]], report: SettlementReport
+    ) -> list[tuple[int, int]]:
+        """Create a batch of live payouts in one transaction; return (id, amount) by id.
+
+        Every payout and its claims are committed before any of them is sent. The chain of
+        blocks follows the order returned, and the reconciler checks payouts by id, so the
+        two orders are the same.
+        """
+        with span("payout.create_batch", payouts=len(batch)) as current:
+            news = [(c, self._new_payout(c, plan, report, dry_run=False)) for c, plan in batch]
+            created = await self._create_payouts(news, actor_discord_id=None)
+            current.set_attributes(created=len(created))
+        return sorted((payout_id, amount_raw) for _, payout_id, amount_raw in created)
+
+    async def _create_payouts(
+        self, news: Sequence[tuple[Candidate, NewPayout]], actor_discord_id: int | None
+    ) -> list[tuple[Candidate, int, int]]:
+        """Create payouts in one transaction; return (candidate, id, amount) of each created.
+
+        A claim conflict (an admin held or voided an accrual meanwhile) rolls the batch back,
+        and the batch is then created again with a savepoint per payout, so a conflict drops
+        only the payout it concerns.
+        """
+        if not news:
+            return []
+        at = self._clock()
         try:
-            with span(
-                "payout.create", player_id=candidate.player_id, amount_raw=plan.amount_raw
-            ) as current:
-                async with self._db.write() as session:
-                    payout = await create_payout(
-                        session,
-                        self._new_payout(candidate, plan, report, dry_run=False),
-                        at=self._clock(),
-                        metrics=self._metrics,
-                    )
-                    current.set_attributes(payout_id=payout.id)
-                    return payout.id
+            async with self._db.write() as session:
+                payouts = await create_payouts(
+                    session,
+                    [new for _, new in news],
+                    at=at,
+                    metrics=self._metrics,
+                    actor_discord_id=actor_discord_id,
+                )
+            return [
+                (candidate, payout.id, payout.amount_raw)
+                for (candidate, _), payout in zip(news, payouts, strict=True)
+            ]
         except ClaimConflictError:
-            log.warning("payout_claim_conflict", player_id=candidate.player_id)
-            return None
+            if len(news) == 1:
+                log.warning("payout_claim_conflict", player_id=news[0][0].player_id)
+                return []
+
+        created: list[tuple[Candidate, int, int]] = []
+        async with self._db.write() as session:
+            for candidate, new in news:
+                try:
+                    async with session.begin_nested():
+                        payout = await create_payout(
+                            session,
+                            new,
+                            at=at,
+                            metrics=self._metrics,
+                            actor_discord_id=actor_discord_id,
+                        )
+                except ClaimConflictError:
+                    log.warning("payout_claim_conflict", player_id=candidate.player_id)
+                    continue
+                created.append((candidate, payout.id, payout.amount_raw))
+        return created
 
     def _new_payout(
         self, candidate: Candidate, plan: ClaimPlan, report: SettlementReport, *, dry_run: bool

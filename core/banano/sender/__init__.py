@@ -9,6 +9,7 @@ from core.banano.sender.local_signer import LocalSigner, work_cache_for
 from core.banano.sender.node_wallet import NodeWalletSender
 from core.banano.sender.publishing import BlockPublisher, OperatorAccountLock
 from core.banano.sender.types import (
+    OnChainSigned,
     OnSigned,
     Sender,
     SendOutcome,
@@ -21,6 +22,7 @@ __all__ = [
     "BlockPublisher",
     "LocalSigner",
     "NodeWalletSender",
+    "OnChainSigned",
     "OnSigned",
     "OperatorAccountLock",
     "SendOutcome",

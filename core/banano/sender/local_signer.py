@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import structlog
 
@@ -18,7 +19,14 @@ from core.banano.keys import KeyPair
 from core.banano.rpc import NodeClient
 from core.banano.rpc_errors import AccountNotFoundError, NodeError
 from core.banano.sender.publishing import BlockPublisher, OperatorAccountLock, Sleep
-from core.banano.sender.types import OnSigned, SendOutcome, SendRequest, SendResult, SignedBlock
+from core.banano.sender.types import (
+    OnChainSigned,
+    OnSigned,
+    SendOutcome,
+    SendRequest,
+    SendResult,
+    SignedBlock,
+)
 from core.banano.work import WORK_THRESHOLD, work_root
 from core.banano.work_providers import (
     DoWorkProvider,
@@ -28,6 +36,9 @@ from core.banano.work_providers import (
 )
 
 log = structlog.get_logger(__name__)
+
+# Work requests in flight at once while a chain of blocks gets its work.
+CHAIN_WORK_CONCURRENCY = 4
 
 
 def work_cache_for(
@@ -143,6 +154,142 @@ class LocalSigner:
             _log_result("payout_block_submitted", request, result)
             return result
 
+    async def send_chain(
+        self, requests: Sequence[SendRequest], on_signed: OnChainSigned
+    ) -> list[SendResult]:
+        """Send several payouts as one chain of blocks; return one result per request, in order.
+
+        The chain is built from one `account_info` reading, each block on the previous one's
+        hash, and every block is signed and has its work before `on_signed` stores them all
+        in one call. Only then are they submitted, in chain order. The first block the node
+        does not accept ends the submissions: the blocks after it are HELD, because they
+        follow it and can land only after it does. Requests that fail before signing are
+        REJECTED without a hash and left out of the chain.
+        """
+        results: list[SendResult | None] = [None] * len(requests)
+        destinations: dict[int, str] = {}
+        for index, request in enumerate(requests):
+            try:
+                destinations[index] = check_payout_destination(
+                    request.destination, self.operator_address
+                )
+            except InvalidAddressError as error:
+                results[index] = _not_sent(request, error.safe_message)
+        if not destinations:
+            return _filled(results)
+
+        async with self.lock:
+            if not await self._publisher.settle_in_doubt():
+                return _all_not_sent(
+                    requests, results, "an earlier block of the operator account is in doubt"
+                )
+            try:
+                info = await self._node.account_info(self.operator_address)
+            except AccountNotFoundError:
+                return _all_not_sent(requests, results, "the operator account is not opened")
+            except NodeError as error:
+                return _all_not_sent(
+                    requests, results, f"reading the operator account failed: {error}"
+                )
+            self._note_external_change(info.frontier)
+            representative = self._representative or info.representative
+            if representative is None:
+                return _all_not_sent(
+                    requests, results, "the operator account has no representative"
+                )
+
+            chain: list[tuple[int, StateBlock]] = []
+            frontier, balance_raw = info.frontier, info.balance_raw
+            for index, destination in destinations.items():
+                request = requests[index]
+                try:
+                    unsigned = build_send(
+                        self._key,
+                        frontier,
+                        representative,
+                        balance_raw,
+                        request.amount_raw,
+                        destination,
+                    )
+                except InsufficientBalanceError:
+                    results[index] = _not_sent(request, "the operator balance is below the amount")
+                    continue
+                except (InvalidAmountError, InvalidAddressError, InvalidBlockError) as error:
+                    results[index] = _not_sent(request, error.safe_message)
+                    continue
+                block = unsigned.signed(self._key)
+                chain.append((index, block))
+                frontier, balance_raw = block.hash(), balance_raw - request.amount_raw
+
+            chain = await self._add_chain_work(requests, chain, results)
+            if not chain:
+                return _filled(results)
+
+            signed = [
+                (requests[index], SignedBlock(block.hash(), block.to_json_text()))
+                for index, block in chain
+            ]
+            await on_signed(signed)
+            log.info(
+                "payout_chain_signed",
+                blocks=len(signed),
+                first_block_hash=signed[0][1].block_hash,
+            )
+
+            last_accepted: str | None = None
+            blocker: str | None = None
+            for index, block in chain:
+                request = requests[index]
+                if blocker is not None:
+                    reason = f"not submitted: it follows block {blocker}, which was not accepted"
+                    results[index] = SendResult(SendOutcome.HELD, block.hash(), reason)
+                    continue
+                result = await self._publisher.submit(block)
+                _log_result("payout_block_submitted", request, result)
+                results[index] = result
+                if result.outcome is SendOutcome.ACCEPTED:
+                    last_accepted = result.block_hash
+                else:
+                    blocker = block.hash()
+            if blocker is None and last_accepted is not None and self.work_cache is not None:
+                self.work_cache.precompute(last_accepted)
+            return _filled(results)
+
+    async def _add_chain_work(
+        self,
+        requests: Sequence[SendRequest],
+        chain: list[tuple[int, StateBlock]],
+        results: list[SendResult | None],
+    ) -> list[tuple[int, StateBlock]]:
+        """Add work to every block of the chain at once; cut the chain at the first failure.
+
+        Nothing is stored yet, so the blocks cut off were never anywhere but in memory.
+        """
+        if self.work_cache is None or not chain:
+            return chain
+        cache = self.work_cache
+        # A few requests at a time: each request in flight opens a pooled connection, and
+        # httpx scans every idle connection of its pool before each later request.
+        limit = asyncio.Semaphore(CHAIN_WORK_CONCURRENCY)
+
+        async def work_for(block: StateBlock) -> str:
+            async with limit:
+                return await cache.get(work_root(block))
+
+        outcomes = await asyncio.gather(
+            *(work_for(block) for _, block in chain), return_exceptions=True
+        )
+        with_work: list[tuple[int, StateBlock]] = []
+        for position, ((index, block), outcome) in enumerate(zip(chain, outcomes, strict=True)):
+            if isinstance(outcome, WorkUnavailableError):
+                for later_index, _ in chain[position:]:
+                    results[later_index] = _not_sent(requests[later_index], outcome.safe_message)
+                return with_work
+            if isinstance(outcome, BaseException):
+                raise outcome
+            with_work.append((index, block.with_work(outcome)))
+        return with_work
+
     async def resubmit(self, request: SendRequest, stored: SignedBlock | None) -> SendResult:
         """Submit the stored block exactly as stored; never build another one.
 
@@ -214,6 +361,22 @@ class LocalSigner:
 def _not_sent(request: SendRequest, reason: str) -> SendResult:
     log.warning("payout_not_sent", payout_id=request.payout_id, reason=reason)
     return SendResult(SendOutcome.REJECTED, None, reason)
+
+
+def _all_not_sent(
+    requests: Sequence[SendRequest], results: list[SendResult | None], reason: str
+) -> list[SendResult]:
+    for index, request in enumerate(requests):
+        if results[index] is None:
+            results[index] = _not_sent(request, reason)
+    return _filled(results)
+
+
+def _filled(results: list[SendResult | None]) -> list[SendResult]:
+    filled = [result for result in results if result is not None]
+    if len(filled) != len(results):
+        raise RuntimeError("a request of the chain was left without a result")
+    return filled
 
 
 def _log_result(event: str, request: SendRequest, result: SendResult) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +41,9 @@ class SendOutcome(enum.Enum):
     REJECTED = "rejected"
     # A timeout, a lost reply, a 5xx or an error text with no verdict: reconcile by hash.
     UNCERTAIN = "uncertain"
+    # Stored but not submitted: an earlier block of the same chain was not accepted, and
+    # this block follows it, so it can land only after that block does.
+    HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class SendResult:
 
 
 OnSigned = Callable[[SignedBlock], Awaitable[None]]
+# Stores the signed blocks of a chain, in chain order, before any of them is submitted.
+OnChainSigned = Callable[[Sequence[tuple[SendRequest, SignedBlock]]], Awaitable[None]]
 
 
 class Sender(Protocol):

@@ -1,0 +1,312 @@
+"""Live payouts sent in batches, each batch one chain of blocks from the local signer.
+
+A run commits a batch of payouts, stores every block of the chain, then submits the blocks
+in order. These tests check the batch sizes, what happens to the blocks after one the node
+does not accept, and that every outcome still keeps the money rules, on the sandbox node over
+real HTTP.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+from sqlalchemy import select
+
+from core.banano.blocks import StateBlock
+from core.banano.sender import LocalSigner, SendOutcome, SendRequest, SignedBlock
+from core.db.models import Accrual, AccrualStatus, Payout, PayoutState
+from core.db.session import Database
+from core.sandbox.banano_faults import Fault
+from core.sandbox.banano_node import SandboxBananoNode
+from core.services.settlement import SEND_BATCH_LIMIT
+from tests.integration.settlement.helpers_world import (
+    World,
+    assert_money_rules,
+    assert_paid_exactly_once,
+    build_stack,
+    drain,
+    make_policy,
+)
+
+
+class StepLog:
+    """A step hook that records each step with its payout id, in order."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, int]] = []
+
+    async def __call__(self, step: str, payout_id: int) -> None:
+        self.steps.append((step, payout_id))
+
+    def batches(self) -> list[list[int]]:
+        """The payout ids of each batch: the payouts created together, before any signing."""
+        batches: list[list[int]] = []
+        previous_step = ""
+        for step, payout_id in self.steps:
+            if step == "created":
+                if previous_step != "created":
+                    batches.append([])
+                batches[-1].append(payout_id)
+            previous_step = step
+        return batches
+
+
+async def payouts_by_id(db: Database) -> dict[int, Payout]:
+    async with db.read() as session:
+        return {payout.id: payout for payout in await session.scalars(select(Payout))}
+
+
+async def ignore_signed(_: SignedBlock) -> None:
+    return None
+
+
+def pass_through(node: SandboxBananoNode, action: str, times: int) -> None:
+    """Let the next `times` requests of `action` through unchanged, before later faults."""
+    node.inject_fault(action, Fault.delay(0), times=times)
+
+
+async def test_batches_grow_while_the_node_accepts_everything(
+    database: Database, node: SandboxBananoNode
+) -> None:
+    """Batches of 1, 2, 4 and so on, each one chain stored whole before its first submission."""
+    world = World(database)
+    players = await world.add_players(12)
+    for player in players:
+        await world.add_accrual(player, 1)
+    steps = StepLog()
+    stack = build_stack(world.db, node.base_url, make_policy(), step_hook=steps)
+    try:
+        report = await stack.service.run("test")
+    finally:
+        await stack.aclose()
+
+    assert [len(batch) for batch in steps.batches()] == [1, 2, 4, 5]
+    for batch in steps.batches():
+        positions = {
+            (step, payout_id): index
+            for index, (step, payout_id) in enumerate(steps.steps)
+            if payout_id in batch
+        }
+        last_signed = max(positions[("signed", payout_id)] for payout_id in batch)
+        first_submitted = min(positions[("submitted", payout_id)] for payout_id in batch)
+        assert last_signed < first_submitted
+
+    payouts = await payouts_by_id(world.db)
+    assert len(report.payout_ids) == 12
+    assert {payout.state for payout in payouts.values()} == {PayoutState.SUBMITTED}
+    # Each block follows the previous payout's block, in the order of the payout ids.
+    chain = [StateBlock.from_json_text(payouts[i].block_json or "") for i in sorted(payouts)]
+    for before, after in itertools.pairwise(chain):
+        assert after.previous == before.hash()
+    await assert_money_rules(world.db, node, [(p.id, p.address) for p in players])
+
+
+async def test_batch_size_is_capped(sqlite_database: Database, node: SandboxBananoNode) -> None:
+    """No batch holds more payouts than the limit, however long the node keeps accepting."""
+    world = World(sqlite_database)
+    players = await world.add_players(2 * SEND_BATCH_LIMIT + 10)
+    for player in players:
+        await world.add_accrual(player, 1)
+    steps = StepLog()
+    stack = build_stack(world.db, node.base_url, make_policy(), step_hook=steps)
+    try:
+        report = await stack.service.run("test")
+    finally:
+        await stack.aclose()
+
+    sizes = [len(batch) for batch in steps.batches()]
+    assert max(sizes) == SEND_BATCH_LIMIT
+    assert sum(sizes) == len(players) == len(report.payout_ids)
+    await assert_money_rules(world.db, node, [(p.id, p.address) for p in players])
+
+
+async def test_final_rejection_fails_the_blocks_after_it(
+    database: Database, node: SandboxBananoNode
+) -> None:
+    """A block rejected for good fails, with every stored block after it, in one step."""
+    world = World(database)
+    players = await world.add_players(7)
+    for player in players:
+        await world.add_accrual(player, 1)
+    # Payouts 1 to 3 go through in batches of 1 and 2. The third batch has four: its
+    # second block is rejected, so its third and fourth can never land.
+    pass_through(node, "process", 4)
+    node.inject_fault("process", Fault.error("Bad signature"))
+    steps = StepLog()
+    stack = build_stack(world.db, node.base_url, make_policy(), step_hook=steps)
+    try:
+        report = await stack.service.run("test")
+    finally:
+        await stack.aclose()
+
+    batches = steps.batches()
+    assert [len(batch) for batch in batches] == [1, 2, 4]
+    rejected, after_rejected = batches[2][1], batches[2][2:]
+    payouts = await payouts_by_id(world.db)
+    assert payouts[rejected].state is PayoutState.FAILED
+    assert "Bad signature" in (payouts[rejected].failure_reason or "")
+    for payout_id in after_rejected:
+        assert payouts[payout_id].state is PayoutState.FAILED
+        assert payouts[payout_id].failure_reason is not None
+        assert "never be confirmed" in payouts[payout_id].failure_reason
+        assert payouts[payout_id].block_hash is None
+    submitted = [i for i, payout in payouts.items() if payout.state is PayoutState.SUBMITTED]
+    assert sorted(submitted) == sorted(batches[0] + batches[1] + batches[2][:1])
+    # A batch that was not accepted whole is followed by a batch of one.
+    assert report.stop_reason is None
+    assert sum(len(batch) for batch in batches) == len(report.payout_ids) == 7
+
+    async with world.db.read() as session:
+        released = (
+            await session.scalars(
+                select(Accrual).where(
+                    Accrual.status == AccrualStatus.OPEN, Accrual.payout_id.is_(None)
+                )
+            )
+        ).all()
+    assert len(released) == 3
+    await drain(world.db, node, node_url=node.base_url)
+    await assert_paid_exactly_once(world.db, node, players)
+
+
+async def test_unknown_outcome_holds_the_rest_of_the_chain(
+    database: Database, node: SandboxBananoNode
+) -> None:
+    """A block with no answer stops the run; the blocks after it wait and land later in order."""
+    world = World(database)
+    players = await world.add_players(7)
+    for player in players:
+        await world.add_accrual(player, 1)
+    pass_through(node, "process", 4)
+    # Both attempts at the fifth block are applied, and neither reply arrives.
+    node.inject_fault("process", Fault.reply_lost_after_apply(), times=2)
+    steps = StepLog()
+    stack = build_stack(world.db, node.base_url, make_policy(), step_hook=steps)
+    try:
+        report = await stack.service.run("test")
+    finally:
+        await stack.aclose()
+
+    batches = steps.batches()
+    lost, held = batches[2][1], batches[2][2:]
+    assert report.stop_reason is not None
+    assert f"payout {lost}" in report.stop_reason
+    payouts = await payouts_by_id(world.db)
+    assert payouts[lost].state is PayoutState.SIGNED
+    for payout_id in held:
+        assert payouts[payout_id].state is PayoutState.SIGNED
+        block = StateBlock.from_json_text(payouts[payout_id].block_json or "")
+        assert node.block(block.hash()) is None
+    await assert_money_rules(world.db, node, [(p.id, p.address) for p in players])
+
+    # The next run reconciles the lost block and submits the held ones on top of it.
+    await drain(world.db, node, node_url=node.base_url)
+    payouts = await payouts_by_id(world.db)
+    for payout_id in [lost, *held]:
+        assert payouts[payout_id].state is PayoutState.CONFIRMED
+    await assert_paid_exactly_once(world.db, node, players)
+
+
+async def test_reconciler_fails_blocks_chained_after_a_failed_one(
+    sqlite_database: Database, node: SandboxBananoNode
+) -> None:
+    """A block failed by the reconciler takes the stored blocks after it with it.
+
+    Here the operator account is used elsewhere while the run's outcome is unknown. A
+    confirmed block takes the lost block's place, so the lost block and the blocks chained
+    after it can never land. The next run fails all of them and pays the players again.
+    """
+    world = World(sqlite_database)
+    players = await world.add_players(7)
+    for player in players:
+        await world.add_accrual(player, 1)
+    pass_through(node, "process", 4)
+    # The fifth block's attempts get no verdict and change nothing.
+    node.inject_fault("process", Fault.http_500(), times=2)
+    steps = StepLog()
+    stack = build_stack(world.db, node.base_url, make_policy(), step_hook=steps)
+    try:
+        await stack.service.run("test")
+    finally:
+        await stack.aclose()
+    batches = steps.batches()
+    unsettled = batches[2][1:]
+
+    # Another wallet with the same seed sends from the operator account.
+    elsewhere = build_stack(world.db, node.base_url, make_policy())
+    try:
+        assert isinstance(elsewhere.sender, LocalSigner)
+        result = await elsewhere.sender.send(
+            SendRequest(0, "elsewhere", node.genesis.address, 1), ignore_signed
+        )
+    finally:
+        await elsewhere.aclose()
+    assert result.outcome is SendOutcome.ACCEPTED
+    node.confirm_all()
+
+    await drain(world.db, node, node_url=node.base_url)
+    payouts = await payouts_by_id(world.db)
+    first, rest = unsettled[0], unsettled[1:]
+    assert payouts[first].state is PayoutState.FAILED
+    assert "took this block's place" in (payouts[first].failure_reason or "")
+    for payout_id in rest:
+        assert payouts[payout_id].state is PayoutState.FAILED
+        assert f"payout {payout_id - 1}" in (payouts[payout_id].failure_reason or "")
+    async with sqlite_database.read() as session:
+        failed_audits = (
+            await session.scalars(select(Payout.id).where(Payout.state == PayoutState.FAILED))
+        ).all()
+    assert sorted(failed_audits) == sorted(unsettled)
+    await assert_paid_exactly_once(world.db, node, players)
+
+
+async def test_work_failure_cuts_the_chain_before_storing(
+    sqlite_database: Database, node: SandboxBananoNode
+) -> None:
+    """Blocks whose work never came are neither stored nor sent; the earlier ones are."""
+    world = World(sqlite_database)
+    players = await world.add_players(3)
+    for player in players:
+        await world.add_accrual(player, 1)
+    steps = StepLog()
+    stack = build_stack(world.db, node.base_url, make_policy(), step_hook=steps)
+    signer = stack.sender
+    assert signer is not None
+    cache = signer.work_cache  # type: ignore[attr-defined]
+
+    class FailSecond:
+        """Work for the first two roots asked for, then none."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def generate(self, root_hex: str, threshold: int) -> str:
+            self.calls += 1
+            if self.calls > 2:
+                raise OSError("work server down")
+            return await original.generate(root_hex, threshold)
+
+    original = cache._provider
+    cache._provider = FailSecond()
+    try:
+        report = await stack.service.run("test")
+    finally:
+        await stack.aclose()
+
+    payouts = await payouts_by_id(world.db)
+    states = {payout_id: payouts[payout_id].state for payout_id in report.payout_ids}
+    assert list(states.values()).count(PayoutState.SUBMITTED) == 2
+    failed = [i for i, state in states.items() if state is PayoutState.FAILED]
+    assert len(failed) == 1
+    assert payouts[failed[0]].block_json is None
+    assert "not sent" in (payouts[failed[0]].failure_reason or "")
+    await assert_money_rules(world.db, node, [(p.id, p.address) for p in players])
+
+
+def test_step_log_groups_batches() -> None:
+    """The helper groups consecutive `created` steps into one batch."""
+    steps = StepLog()
+    steps.steps = [("created", 1), ("signed", 1), ("created", 2), ("created", 3), ("signed", 2)]
+    assert steps.batches() == [[1], [2, 3]]
+    assert json.dumps(steps.batches()) == "[[1], [2, 3]]"
