@@ -199,29 +199,37 @@ class LocalSigner:
                 )
 
             chain: list[tuple[int, StateBlock]] = []
-            frontier, balance_raw = info.frontier, info.balance_raw
-            for index, destination in destinations.items():
-                request = requests[index]
-                try:
-                    unsigned = build_send(
-                        self._key,
-                        frontier,
-                        representative,
-                        balance_raw,
-                        request.amount_raw,
-                        destination,
-                    )
-                except InsufficientBalanceError:
-                    results[index] = _not_sent(request, "the operator balance is below the amount")
-                    continue
-                except (InvalidAmountError, InvalidAddressError, InvalidBlockError) as error:
-                    results[index] = _not_sent(request, error.safe_message)
-                    continue
-                block = unsigned.signed(self._key)
-                chain.append((index, block))
-                frontier, balance_raw = block.hash(), balance_raw - request.amount_raw
+            work = _ChainWork(self.work_cache)
+            try:
+                frontier, balance_raw = info.frontier, info.balance_raw
+                for index, destination in destinations.items():
+                    request = requests[index]
+                    try:
+                        unsigned = build_send(
+                            self._key,
+                            frontier,
+                            representative,
+                            balance_raw,
+                            request.amount_raw,
+                            destination,
+                        )
+                    except InsufficientBalanceError:
+                        reason = "the operator balance is below the amount"
+                        results[index] = _not_sent(request, reason)
+                        continue
+                    except (InvalidAmountError, InvalidAddressError, InvalidBlockError) as error:
+                        results[index] = _not_sent(request, error.safe_message)
+                        continue
+                    # The work's root is the previous block's hash, so its search can run
+                    # on the work provider while this block and the next ones are signed.
+                    await work.start(work_root(unsigned))
+                    block = unsigned.signed(self._key)
+                    chain.append((index, block))
+                    frontier, balance_raw = block.hash(), balance_raw - request.amount_raw
 
-            chain = await self._add_chain_work(requests, chain, results)
+                chain = await work.add_to(chain, requests, results)
+            finally:
+                await work.cancel()
             if not chain:
                 return _filled(results)
 
@@ -254,41 +262,6 @@ class LocalSigner:
             if blocker is None and last_accepted is not None and self.work_cache is not None:
                 self.work_cache.precompute(last_accepted)
             return _filled(results)
-
-    async def _add_chain_work(
-        self,
-        requests: Sequence[SendRequest],
-        chain: list[tuple[int, StateBlock]],
-        results: list[SendResult | None],
-    ) -> list[tuple[int, StateBlock]]:
-        """Add work to every block of the chain at once; cut the chain at the first failure.
-
-        Nothing is stored yet, so the blocks cut off were never anywhere but in memory.
-        """
-        if self.work_cache is None or not chain:
-            return chain
-        cache = self.work_cache
-        # A few requests at a time: each request in flight opens a pooled connection, and
-        # httpx scans every idle connection of its pool before each later request.
-        limit = asyncio.Semaphore(CHAIN_WORK_CONCURRENCY)
-
-        async def work_for(block: StateBlock) -> str:
-            async with limit:
-                return await cache.get(work_root(block))
-
-        outcomes = await asyncio.gather(
-            *(work_for(block) for _, block in chain), return_exceptions=True
-        )
-        with_work: list[tuple[int, StateBlock]] = []
-        for position, ((index, block), outcome) in enumerate(zip(chain, outcomes, strict=True)):
-            if isinstance(outcome, WorkUnavailableError):
-                for later_index, _ in chain[position:]:
-                    results[later_index] = _not_sent(requests[later_index], outcome.safe_message)
-                return with_work
-            if isinstance(outcome, BaseException):
-                raise outcome
-            with_work.append((index, block.with_work(outcome)))
-        return with_work
 
     async def resubmit(self, request: SendRequest, stored: SignedBlock | None) -> SendResult:
         """Submit the stored block exactly as stored; never build another one.
@@ -361,6 +334,61 @@ class LocalSigner:
 def _not_sent(request: SendRequest, reason: str) -> SendResult:
     log.warning("payout_not_sent", payout_id=request.payout_id, reason=reason)
     return SendResult(SendOutcome.REJECTED, None, reason)
+
+
+class _ChainWork:
+    """Work for the blocks of one chain, asked for while the chain is being built and signed.
+
+    Only a few requests run at a time: each request in flight opens a pooled connection, and
+    httpx scans every idle connection of its pool before each later request.
+    """
+
+    def __init__(self, cache: WorkCache | None) -> None:
+        self._cache = cache
+        self._limit = asyncio.Semaphore(CHAIN_WORK_CONCURRENCY)
+        self._tasks: list[asyncio.Task[str]] = []
+
+    async def start(self, root: str) -> None:
+        """Start getting work for the next block, whose previous block is `root`."""
+        if self._cache is None:
+            return
+        self._tasks.append(asyncio.create_task(self._get(self._cache, root)))
+        # Let the request go out before the signing that follows takes the loop.
+        await asyncio.sleep(0)
+
+    async def _get(self, cache: WorkCache, root: str) -> str:
+        async with self._limit:
+            return await cache.get(root)
+
+    async def add_to(
+        self,
+        chain: list[tuple[int, StateBlock]],
+        requests: Sequence[SendRequest],
+        results: list[SendResult | None],
+    ) -> list[tuple[int, StateBlock]]:
+        """Return the chain with its work, cut at the first block whose work never came.
+
+        Nothing is stored yet, so the blocks cut off were never anywhere but in memory.
+        """
+        if self._cache is None or not chain:
+            return chain
+        outcomes = await asyncio.gather(*self._tasks, return_exceptions=True)
+        with_work: list[tuple[int, StateBlock]] = []
+        for position, ((index, block), outcome) in enumerate(zip(chain, outcomes, strict=True)):
+            if isinstance(outcome, WorkUnavailableError):
+                for later_index, _ in chain[position:]:
+                    results[later_index] = _not_sent(requests[later_index], outcome.safe_message)
+                return with_work
+            if isinstance(outcome, BaseException):
+                raise outcome
+            with_work.append((index, block.with_work(outcome)))
+        return with_work
+
+    async def cancel(self) -> None:
+        """Stop the requests still running, after an error or once the work was added."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def _all_not_sent(
