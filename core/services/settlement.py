@@ -3,9 +3,9 @@
 A run takes the settlement lock (a lease row on SQLite, an advisory lock on PostgreSQL) and
 reconciles unfinished payouts. It stops if an admin paused payouts or, when live, if the
 operator balance is below the floor. Then it pays the eligible players that no cap stops, in
-`settlement_order`, at most `batch_size` of them. Live payouts are created, committed and
-sent one at a time; each is sent only while the balance after it stays at or above the
-floor. Players not reached roll over to the next run.
+`settlement_order`, at most `batch_size` of them. Live payouts are created and committed in
+batches, then sent (see `_pay_live`); each is sent only while the balance after it stays at
+or above the floor. Players not reached roll over to the next run.
 """
 
 from __future__ import annotations

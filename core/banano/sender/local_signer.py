@@ -226,6 +226,8 @@ class LocalSigner:
                     block = unsigned.signed(self._key)
                     chain.append((index, block))
                     frontier, balance_raw = block.hash(), balance_raw - request.amount_raw
+                    # Signing takes about a millisecond; other tasks run between blocks.
+                    await asyncio.sleep(0)
 
                 chain = await work.add_to(chain, requests, results)
             finally:
