@@ -22,8 +22,6 @@ from tests.integration.settlement.helpers_world import (
 
 pytest.importorskip("opentelemetry.sdk", reason="the optional otel extra is not installed")
 
-PAYOUT_STEPS = ("payout.create", "payout.send", "payout.record_signed", "payout.record_submitted")
-
 
 class Recorded:
     """Spans exported to memory; `spans()` flushes the queue first."""
@@ -69,8 +67,9 @@ def by_name(spans: list[Any]) -> dict[str, list[Any]]:
 async def test_live_run_traces_each_payout_step(
     sqlite_database: Database, node: SandboxBananoNode, recorded: Recorded
 ) -> None:
+    """A batch of one is sent alone; the batch of two after it is sent as one chain."""
     world = World(sqlite_database)
-    players = await world.add_players(2)
+    players = await world.add_players(3)
     for player in players:
         await world.add_accrual(player, 3)
     stack = build_stack(sqlite_database, node.base_url, make_policy())
@@ -84,27 +83,37 @@ async def test_live_run_traces_each_payout_step(
     spans = by_name(recorded.spans())
     (run,) = spans["settlement.run"]
     assert run.attributes["outcome"] == "completed"
-    assert run.attributes["payouts"] == 2
-    assert run.attributes["paid_raw"] == str(6 * RAW_PER_KILL)
+    assert run.attributes["payouts"] == 3
+    assert run.attributes["paid_raw"] == str(9 * RAW_PER_KILL)
     assert run.attributes["trigger"] == "test"
 
     run_id = run.context.span_id
-    for step in PAYOUT_STEPS:
-        assert len(spans[step]) == 2, step
-    for created in spans["payout.create"]:
-        assert created.parent.span_id == run_id
-        assert created.attributes["payout_id"] in report.payout_ids
-    for sent in spans["payout.send"]:
-        assert sent.parent.span_id == run_id
-        assert sent.attributes["action"] == "submitted"
-    send_ids = {sent.context.span_id for sent in spans["payout.send"]}
+    batches = spans["payout.create_batch"]
+    assert sorted(item.attributes["created"] for item in batches) == [1, 2]
+    for batch in batches:
+        assert batch.parent.span_id == run_id
+
+    (sent,) = spans["payout.send"]
+    assert sent.parent.span_id == run_id
+    assert sent.attributes["action"] == "submitted"
+    assert sent.attributes["payout_id"] == report.payout_ids[0]
     for step in ("payout.record_signed", "payout.record_submitted"):
-        for recorded in spans[step]:
-            assert recorded.parent.span_id in send_ids, step
+        (recorded_step,) = spans[step]
+        assert recorded_step.parent.span_id == sent.context.span_id, step
+
+    (chain,) = spans["payout.send_chain"]
+    assert chain.parent.span_id == run_id
+    assert chain.attributes["payouts"] == 2
+    assert chain.attributes["submitted"] == 2
+    for step in ("payout.record_signed_chain", "payout.record_submitted_chain"):
+        (recorded_step,) = spans[step]
+        assert recorded_step.parent.span_id == chain.context.span_id, step
+        assert recorded_step.attributes["payouts"] == 2, step
 
     (confirm,) = spans["settlement.confirm"]
     assert confirm.attributes["lock_acquired"] is True
     reconciled = spans["payout.reconcile"]
+    assert len(reconciled) == 3
     assert {item.attributes["action"] for item in reconciled} == {"confirmed"}
     for item in spans["payout.record_confirmed"]:
         assert item.parent.span_id in {span.context.span_id for span in reconciled}
