@@ -68,7 +68,7 @@ def _search_chunk_in_worker(
     return found, os.getpid(), time.perf_counter() - started
 
 
-def _prepare_worker() -> None:
+def _prepare_worker(parent_id: int) -> None:
     # Ctrl-C in a terminal reaches the whole process group. The parent decides how to stop,
     # so a worker must not die under a search the parent still waits for.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -79,8 +79,10 @@ def _prepare_worker() -> None:
         os.nice(_WORKER_NICE_INCREMENT)
 
     # A parent killed with SIGKILL cannot shut the pool down, and an idle worker would wait
-    # for its next chunk forever, holding the parent's output pipes open.
-    parent_id = os.getppid()
+    # for its next chunk forever, holding the parent's output pipes open. The parent passes
+    # its own id: one killed while this worker was starting is already gone here.
+    if os.getppid() != parent_id:
+        os._exit(0)
     threading.Thread(
         target=_exit_when_orphaned, args=(parent_id,), name="parent-watch", daemon=True
     ).start()
@@ -132,6 +134,7 @@ class LocalWorkGenerator:
             max_workers=processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_prepare_worker,
+            initargs=(os.getpid(),),
         )
         self._closed = False
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,78 @@ def test_workers_exit_after_parent_killed(tmp_path: Path) -> None:
     child.wait()
 
     assert _wait_until_gone(workers) == []
+
+
+# This child starts a search and is killed at once, while its worker may still be starting.
+STARTING_CHILD = textwrap.dedent(
+    """
+    import asyncio
+    import sys
+    from core.banano.work import LocalWorkGenerator
+
+
+    async def main() -> None:
+        generator = LocalWorkGenerator(processes=1)
+        search = asyncio.ensure_future(generator.generate("00" * 32, 0xFFFFFFFFFFFFFFFF))
+        await asyncio.sleep(0)
+        print("started", flush=True)
+        await search
+
+    if __name__ == "__main__":
+        asyncio.run(main())
+    """
+)
+# Marks the processes of one test in their environment, which spawned workers inherit.
+WORKER_TAG_VARIABLE = "PAY2SLAY_TEST_WORKER_TAG"
+
+
+def _tagged_processes(tag: str) -> list[int]:
+    marker = f"{WORKER_TAG_VARIABLE}={tag}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="needs /proc to inspect processes")
+def test_worker_started_after_parent_killed_exits(tmp_path: Path) -> None:
+    """A worker whose parent died while it was starting does not stay behind."""
+    script = tmp_path / "starting_child.py"
+    script.write_text(STARTING_CHILD, encoding="utf-8")
+    tag = uuid.uuid4().hex
+    for _ in range(5):
+        child = subprocess.Popen(
+            [sys.executable, str(script)],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[3],
+            start_new_session=True,
+            env={**os.environ, WORKER_TAG_VARIABLE: tag},
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "started"
+        child.kill()
+        child.wait()
+    left = _wait_until_gone(_tagged_processes(tag))
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+
+
+def test_worker_of_a_dead_parent_exits_at_start() -> None:
+    """The worker set-up exits at once when its parent is no longer the one that started it."""
+    code = "from core.banano.work import _prepare_worker; _prepare_worker(1); print('kept')"
+    finished = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+        timeout=60,
+        check=False,
+    )
+    assert finished.returncode == 0
+    assert "kept" not in finished.stdout
