@@ -46,7 +46,8 @@ def _check_work_sources(sources: list[WorkSource]) -> list[WorkSource]:
 def _check_work_threshold(value: object) -> object:
     if not isinstance(value, str):
         raise ValueError(
-            'write the threshold as 16 hexadecimal digits in quotes, e.g. "fffffe0000000000"'
+            'write the threshold as 16 hexadecimal digits in quotes, e.g. "fffffe0000000000"; '
+            "digits alone read as a number, in YAML and in P2S_ variables alike"
         )
     if not re.fullmatch(r"[0-9A-Fa-f]{16}", value):
         raise ValueError("not 16 hexadecimal digits")

@@ -154,7 +154,8 @@ def test_unknown_key_suggests_close_name(
             '  work_threshold: "fffffe0000000000"',
             "  work_threshold: 0000000000000000",
             "integrations.banano.work_threshold",
-            'write the threshold as 16 hexadecimal digits in quotes, e.g. "fffffe0000000000"',
+            'write the threshold as 16 hexadecimal digits in quotes, e.g. "fffffe0000000000"; '
+            "digits alone read as a number, in YAML and in P2S_ variables alike",
             "16 hexadecimal digits in quotes",
         ),
         (
