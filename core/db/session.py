@@ -6,6 +6,16 @@ the `BEGIN` this module emits is the one SQLite executes: write transactions sta
 `BEGIN IMMEDIATE`, which takes the write lock up front. A second writer then waits on the
 busy timeout at its `BEGIN` instead of failing with "database is locked" when it tries to
 upgrade a read transaction at its first write or at commit.
+
+Read-only transactions on a SQLite file come from a second, smaller pool whose connections
+run `PRAGMA query_only=ON` once when they connect. Sharing one pool would mean switching that
+pragma whenever a connection moves between reads and writes, which costs three more hand-offs
+to aiosqlite's worker thread each time. An in-memory database has a single connection, so
+there reads and writes share it and the pragma is switched before `BEGIN` when needed.
+
+The pools of the engines that `Database.from_url` creates for SQLite roll back a returned
+connection only when SQLite reports a transaction still open. A session has ended its
+transaction by then, so the pool's default rollback would cost one more hand-off.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 from core.config.urls import mask_url_secrets
 from core.errors import Pay2SlayError
@@ -35,8 +45,14 @@ log = structlog.get_logger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# Connections kept open for SQLite read transactions. Readers do not block each other in WAL
+# mode, so a burst of more concurrent reads opens overflow connections, closed on return.
+SQLITE_READ_POOL_SIZE = 2
+SQLITE_READ_POOL_MAX_OVERFLOW = 10
+
 # Execution options read by the SQLite `begin` listener. They travel with the engine proxy
-# that a session factory is bound to, so one pool serves read and write transactions.
+# that a session factory is bound to, so one pool can serve read and write transactions when
+# there is no separate read engine.
 _BEGIN_MODE_OPTION = "pay2slay_sqlite_begin"
 _QUERY_ONLY_OPTION = "pay2slay_sqlite_query_only"
 _FOREIGN_KEYS_OPTION = "pay2slay_sqlite_foreign_keys"
@@ -112,14 +128,32 @@ class Database:
     `write()` and `sessionmaker` start transactions that may write: on SQLite they begin with
     `BEGIN IMMEDIATE`. `read()` starts a deferred, read-only transaction on both databases,
     so an accidental write in it raises instead of being lost.
+
+    `read_engine`, SQLite only, is a second engine on the same database whose connections
+    are all read-only (see `read_only_sqlite_engine`); `read()` then takes its connections
+    from there. Without it, reads and writes share `engine`'s pool.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, read_engine: AsyncEngine | None = None) -> None:
         self._engine = engine
         self._dialect_name = engine.dialect.name
 
+        if read_engine is not None and (
+            self._dialect_name != "sqlite"
+            or read_engine.url != engine.url
+            or read_engine.sync_engine is engine.sync_engine
+        ):
+            raise ValueError(
+                "A read engine must be a second SQLite engine on the same database file as "
+                f"the main engine; got {masked_url(read_engine.url)} beside "
+                f"{masked_url(engine.url)}. Create it with read_only_sqlite_engine."
+            )
+        self._read_only_engine = read_engine
+
         if self._dialect_name == "sqlite":
-            _install_sqlite_listeners(engine)
+            _install_sqlite_listeners(engine, read_only=False)
+            if read_engine is not None:
+                _install_sqlite_listeners(read_engine, read_only=True)
             write_options: dict[str, Any] = {_BEGIN_MODE_OPTION: "IMMEDIATE"}
             read_options: dict[str, Any] = {
                 _BEGIN_MODE_OPTION: "DEFERRED",
@@ -130,7 +164,7 @@ class Database:
             read_options = {"postgresql_readonly": True}
 
         self._write_engine = engine.execution_options(**write_options)
-        self._read_engine = engine.execution_options(**read_options)
+        self._read_engine = (read_engine or engine).execution_options(**read_options)
         self._sessionmaker = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._read_sessionmaker = async_sessionmaker(self._read_engine, expire_on_commit=False)
 
@@ -154,6 +188,7 @@ class Database:
                 path.parent.mkdir(parents=True, exist_ok=True)
             # The sqlite3 driver's own timeout is its busy timeout, in seconds.
             options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            options["pool_reset_on_return"] = None
         else:
             server_settings = {"application_name": "pay2slay", "timezone": "UTC"}
             if search_path is not None:
@@ -173,13 +208,33 @@ class Database:
             )
 
         engine = create_async_engine(parsed, **options)
-        log.debug("database_engine_created", dialect=engine.dialect.name, url=masked_url(parsed))
-        return cls(engine)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "reset", _reset_sqlite_connection)
+        read_engine = None
+        if sqlite_file_path(parsed) is not None:
+            read_engine = read_only_sqlite_engine(parsed, echo=echo)
+        log.debug(
+            "database_engine_created",
+            dialect=engine.dialect.name,
+            url=masked_url(parsed),
+            read_pool=read_engine is not None,
+        )
+        return cls(engine, read_engine=read_engine)
 
     @property
     def engine(self) -> AsyncEngine:
         """The engine without Pay2Slay's transaction options, for DDL and tools."""
         return self._engine
+
+    @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine this database sends statements through: `engine`, then the read engine.
+
+        For event listeners that must see every statement, including those of `read()`.
+        """
+        if self._read_only_engine is None:
+            return (self._engine,)
+        return (self._engine, self._read_only_engine)
 
     @property
     def write_engine(self) -> AsyncEngine:
@@ -218,18 +273,46 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
-        await self._engine.dispose()
+        """Close every pooled connection of every engine."""
+        for engine in self.engines:
+            await engine.dispose()
 
     def __repr__(self) -> str:
         return f"Database({masked_url(self._engine.url)!r})"
 
 
-def _install_sqlite_listeners(engine: AsyncEngine) -> None:
+def read_only_sqlite_engine(url: str | URL, *, echo: bool = False) -> AsyncEngine:
+    """Create the engine for `Database(engine, read_engine=...)` on the SQLite file `url`.
+
+    `Database` gives each of its connections the settings of every SQLite connection (WAL,
+    busy timeout, foreign keys), then runs `PRAGMA query_only=ON`, which stays on for the life
+    of the connection. A write statement on it fails with "attempt to write a readonly
+    database".
+    """
+    parsed = normalize_url(url)
+    if sqlite_file_path(parsed) is None:
+        raise DatabaseUrlError(
+            "A read-only SQLite engine needs a database file. An in-memory database has one "
+            "connection, which reads and writes share."
+        )
+    engine = create_async_engine(
+        parsed,
+        echo=echo,
+        pool_size=SQLITE_READ_POOL_SIZE,
+        max_overflow=SQLITE_READ_POOL_MAX_OVERFLOW,
+        pool_reset_on_return=None,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+    event.listen(engine.sync_engine, "reset", _reset_sqlite_connection)
+    return engine
+
+
+def _install_sqlite_listeners(engine: AsyncEngine, *, read_only: bool) -> None:
     # A second Database around the same engine must not add a second BEGIN.
     sync_engine = engine.sync_engine
-    if not event.contains(sync_engine, "connect", _configure_sqlite_connection):
-        event.listen(sync_engine, "connect", _configure_sqlite_connection)
+    configure = _configure_sqlite_read_connection if read_only else _configure_sqlite_connection
+    if not event.contains(sync_engine, "connect", configure):
+        event.listen(sync_engine, "connect", configure)
     if not event.contains(sync_engine, "begin", _begin_sqlite_transaction):
         event.listen(sync_engine, "begin", _begin_sqlite_transaction)
 
@@ -249,6 +332,33 @@ def _configure_sqlite_connection(dbapi_connection: Any, record: ConnectionPoolEn
         cursor.close()
 
     record.info["pay2slay_sqlite_pragmas"] = {"query_only": False, "foreign_keys": True}
+
+
+def _configure_sqlite_read_connection(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    # WAL must be set before query_only, because switching a new file to WAL writes to it.
+    _configure_sqlite_connection(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA query_only=ON")
+    finally:
+        cursor.close()
+
+    record.info["pay2slay_sqlite_pragmas"] = {"query_only": True, "foreign_keys": True}
+
+
+def _reset_sqlite_connection(
+    dbapi_connection: Any, record: ConnectionPoolEntry | None, state: PoolResetState
+) -> None:
+    # Replaces the pool's rollback on return (`pool_reset_on_return=None`). A session ends its
+    # transaction before it returns the connection, so that rollback would be a second one,
+    # one more hand-off to aiosqlite's worker thread per transaction. This one rolls back only
+    # when SQLite reports a transaction still open. Like the pool's own reset, it does nothing
+    # when the connection is garbage-collected outside the event loop.
+    if not state.asyncio_safe:
+        return
+    driver_connection = None if record is None else record.driver_connection
+    if driver_connection is None or driver_connection.in_transaction:
+        dbapi_connection.rollback()
 
 
 def _begin_sqlite_transaction(connection: Connection) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Payout, PayoutState
@@ -123,6 +123,43 @@ def cap_reached(usage: CapUsage, limits: CapLimits) -> SkipReason | None:
     return None
 
 
+def counts_toward_caps(*, include_dry_run: bool) -> ColumnElement[bool]:
+    """Return the condition for a payout that counts toward the caps of its window.
+
+    A failed payout never counts. Dry-run payouts count only while `include_dry_run` is set:
+    a dry run shows real cap behaviour, and a live run ignores simulated payouts, which never
+    moved money.
+    """
+    not_failed = Payout.state != PayoutState.FAILED
+    if include_dry_run:
+        return not_failed
+    return and_(not_failed, Payout.dry_run.is_(False))
+
+
+def cap_usage_columns(
+    *,
+    day_start: ColumnElement[datetime],
+    week_start: ColumnElement[datetime],
+    include_dry_run: bool,
+) -> tuple[ColumnElement[int], ColumnElement[int], ColumnElement[int], ColumnElement[int]]:
+    """Return aggregates over payouts in `CapUsage` field order, each 0 when nothing counts.
+
+    They suit a query over one player's payouts, such as the `/status` read along
+    `ix_payouts_player_created`, while `load_cap_usage` counts the same payouts for many
+    players. The window starts are SQL expressions, such as bind parameters for a statement
+    that is built once and run with the `CapWindows` of each call.
+    """
+    counts = counts_toward_caps(include_dry_run=include_dry_run)
+    in_day = and_(counts, Payout.created_at >= day_start)
+    in_week = and_(counts, Payout.created_at >= week_start)
+    return (
+        func.coalesce(func.sum(case((in_day, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((in_week, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((in_day, Payout.kills), else_=0)), 0),
+        func.coalesce(func.sum(case((in_week, Payout.kills), else_=0)), 0),
+    )
+
+
 async def load_cap_usage(
     session: AsyncSession,
     windows: CapWindows,
@@ -132,16 +169,13 @@ async def load_cap_usage(
 ) -> dict[int, CapUsage]:
     """Return each player's usage in the current windows, from one grouped query.
 
-    Dry-run payouts count only while `include_dry_run` is set: a dry run shows real cap
-    behaviour, and a live run ignores simulated payouts, which never moved money. Without
-    `player_ids` the query covers every player paid this week; players missing from the
-    result have no usage.
+    Payouts count as `counts_toward_caps` defines. Without `player_ids` the query covers every
+    player paid this week; players missing from the result have no usage.
     """
     this_week = select(Payout.id, Payout.player_id, Payout.created_at, Payout.kills).where(
-        Payout.created_at >= windows.week_start, Payout.state != PayoutState.FAILED
+        Payout.created_at >= windows.week_start,
+        counts_toward_caps(include_dry_run=include_dry_run),
     )
-    if not include_dry_run:
-        this_week = this_week.where(Payout.dry_run.is_(False))
     if player_ids is not None:
         this_week = this_week.where(Payout.player_id.in_(list(player_ids)))
     # MATERIALIZED keeps the week's payouts a separate step that reads `ix_payouts_created`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import ScalarSelect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import FaucetFlag
@@ -18,10 +18,26 @@ _TRUE = "true"
 _FALSE = "false"
 
 
+def paused_flag_value() -> ScalarSelect[str]:
+    """Select the stored pause flag as a scalar subquery, for the columns of another query.
+
+    The value is NULL when the flag was never set, and `paused_from_flag` turns it into a bool.
+    """
+    return select(FaucetFlag.value).where(FaucetFlag.key == PAYOUTS_PAUSED).scalar_subquery()
+
+
+def paused_from_flag(value: str | None) -> bool:
+    """Return whether the stored pause flag `value` means paused.
+
+    None, for a flag that was never set, means not paused.
+    """
+    return value == _TRUE
+
+
 async def is_paused(session: AsyncSession) -> bool:
     """Return whether an admin paused payouts; a missing flag means not paused."""
     value = await session.scalar(select(FaucetFlag.value).where(FaucetFlag.key == PAYOUTS_PAUSED))
-    return value == _TRUE
+    return paused_from_flag(value)
 
 
 async def set_paused(

@@ -1,11 +1,6 @@
 """The data behind `/status`: eligibility checklist, earnings, caps and latest payouts.
 
-One status costs six indexed reads, and none of them scans a table:
-- the player with wallet, active Epic link and latest verification (unique and partial indexes);
-- the accrual sums (`ix_accruals_open_by_player`);
-- the payout sums and the latest payouts (`ix_payouts_player_created`);
-- the cap usage (`caps.load_cap_usage`, same index);
-- the pause flag (primary key).
+One status costs one indexed statement, `status_query.load_status_data`.
 """
 
 from __future__ import annotations
@@ -16,31 +11,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.clock import Clock
 from core.config.integrations import IntegrationsSettings
 from core.config.payout import PayoutSettings
-from core.db.models import (
-    ACTIVE_EPIC_LINK,
-    FINAL_PAYOUT_STATES,
-    Accrual,
-    AccrualStatus,
-    EpicLink,
-    Payout,
-    PayoutState,
-    Player,
-    StatsState,
-    VerificationRecord,
-    Wallet,
-)
+from core.db.models import StatsState
 from core.db.raw_sum import raw_sum_columns as raw_sum_columns  # re-exported for liability
 from core.db.raw_sum import raw_sum_value as raw_sum_value
 from core.db.session import Database
-from core.services.caps import NO_USAGE, CapLimits, cap_windows, load_cap_usage
-from core.services.faucet_flags import is_paused
-from core.services.history import PayoutSummary, latest_payouts
+from core.services.caps import CapLimits, cap_windows
+from core.services.faucet_flags import paused_from_flag
+from core.services.history import PayoutSummary
+from core.services.status_query import load_status_data
 from core.services.verification import VerificationOutcome
 
 LATEST_PAYOUTS = 5
@@ -236,109 +219,6 @@ def _window_ends(at: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _PlayerRow:
-    player_id: int
-    guild_member: bool | None
-    frozen: bool
-    frozen_reason: str | None
-    last_verified_at: datetime | None
-    wallet_address: str | None
-    epic_account_id: str | None
-    stats_state: StatsState | None
-    last_check_detail: str | None
-
-
-async def _load_player(session: AsyncSession, discord_id: int) -> _PlayerRow | None:
-    last_check = (
-        select(VerificationRecord.detail)
-        .where(VerificationRecord.player_id == Player.id)
-        .order_by(VerificationRecord.checked_at.desc(), VerificationRecord.id.desc())
-        .limit(1)
-        .correlate(Player)
-        .scalar_subquery()
-    )
-    row = (
-        await session.execute(
-            select(
-                Player.id,
-                Player.guild_member,
-                Player.frozen,
-                Player.frozen_reason,
-                Player.last_verified_at,
-                Wallet.address,
-                EpicLink.epic_account_id,
-                EpicLink.stats_state,
-                last_check,
-            )
-            .outerjoin(Wallet, Wallet.player_id == Player.id)
-            .outerjoin(EpicLink, and_(EpicLink.player_id == Player.id, ACTIVE_EPIC_LINK))
-            .where(Player.discord_id == discord_id)
-        )
-    ).one_or_none()
-    return None if row is None else _PlayerRow(*row)
-
-
-@dataclass(frozen=True, slots=True)
-class _AccrualSums:
-    kills_counted: int = 0
-    open_raw: int = 0
-    held_raw: int = 0
-
-
-async def _accrual_sums(session: AsyncSession, player_id: int, dialect: str) -> _AccrualSums:
-    # A bare IS NULL, not a CASE with bound values: PostgreSQL only accepts a grouped
-    # expression in the select list when both are written identically.
-    unclaimed = Accrual.payout_id.is_(None)
-    rows = await session.execute(
-        select(
-            Accrual.status,
-            unclaimed,
-            func.sum(Accrual.kills),
-            *raw_sum_columns(Accrual.amount_raw, dialect),
-        )
-        .where(
-            Accrual.player_id == player_id,
-            Accrual.status.in_([AccrualStatus.OPEN, AccrualStatus.HELD]),
-        )
-        .group_by(Accrual.status, unclaimed)
-    )
-    kills = open_raw = held_raw = 0
-    for status, is_unclaimed, kill_sum, *amount_parts in rows:
-        kills += int(kill_sum or 0)
-        amount = raw_sum_value(amount_parts)
-        if status is AccrualStatus.HELD:
-            held_raw += amount
-        elif is_unclaimed:
-            open_raw += amount
-    return _AccrualSums(kills_counted=kills, open_raw=open_raw, held_raw=held_raw)
-
-
-@dataclass(frozen=True, slots=True)
-class _PayoutSums:
-    in_flight_raw: int = 0
-    paid_total_raw: int = 0
-    dry_run_total_raw: int = 0
-
-
-async def _payout_sums(session: AsyncSession, player_id: int, dialect: str) -> _PayoutSums:
-    rows = await session.execute(
-        select(Payout.state, *raw_sum_columns(Payout.amount_raw, dialect))
-        .where(Payout.player_id == player_id)
-        .group_by(Payout.state)
-    )
-    in_flight = paid = dry_run = 0
-    for state, *amount_parts in rows:
-        amount = raw_sum_value(amount_parts)
-        if state is PayoutState.CONFIRMED:
-            paid += amount
-        elif state is PayoutState.DRY_RUN:
-            dry_run += amount
-        elif state not in FINAL_PAYOUT_STATES:
-            in_flight += amount
-    return _PayoutSums(in_flight_raw=in_flight, paid_total_raw=paid, dry_run_total_raw=dry_run)
-
-
 async def read_player_status(
     session: AsyncSession,
     discord_id: int,
@@ -348,21 +228,17 @@ async def read_player_status(
     next_settlement_at: datetime | None,
 ) -> PlayerStatus | None:
     """Read one player's status inside the caller's session; None for an unknown player."""
-    player = await _load_player(session, discord_id)
-    if player is None:
-        return None
-
-    dialect = session.get_bind().dialect.name
-    accruals = await _accrual_sums(session, player.player_id, dialect)
-    payouts = await _payout_sums(session, player.player_id, dialect)
-    usage_by_player = await load_cap_usage(
+    data = await load_status_data(
         session,
+        discord_id,
         cap_windows(now, policy.zone),
         include_dry_run=policy.dry_run,
-        player_ids=[player.player_id],
+        latest_limit=LATEST_PAYOUTS,
+        dialect=session.get_bind().dialect.name,
     )
-    latest = await latest_payouts(session, player.player_id, LATEST_PAYOUTS)
-    paused = await is_paused(session)
+    if data is None:
+        return None
+    player, totals = data.player, data.totals
 
     has_epic_link = player.epic_account_id is not None
     checks = eligibility_checks(
@@ -374,7 +250,7 @@ async def read_player_status(
         frozen=player.frozen,
     )
 
-    usage = usage_by_player.get(player.player_id, NO_USAGE)
+    usage = totals.usage
     limits = policy.limits
     day_ends_at, week_ends_at = _window_ends(now, policy.zone)
     caps = CapStatus(
@@ -394,17 +270,17 @@ async def read_player_status(
         stats_state=player.stats_state,
         wallet_address=player.wallet_address,
         frozen_reason=player.frozen_reason if player.frozen else None,
-        kills_counted=accruals.kills_counted,
-        open_raw=accruals.open_raw,
-        held_raw=accruals.held_raw,
-        in_flight_raw=payouts.in_flight_raw,
-        paid_total_raw=payouts.paid_total_raw,
-        dry_run_total_raw=payouts.dry_run_total_raw,
+        kills_counted=totals.kills_counted,
+        open_raw=totals.open_raw,
+        held_raw=totals.held_raw,
+        in_flight_raw=totals.in_flight_raw,
+        paid_total_raw=totals.paid_total_raw,
+        dry_run_total_raw=totals.dry_run_total_raw,
         caps=caps,
         next_settlement_at=next_settlement_at,
-        latest_payouts=latest,
+        latest_payouts=data.latest_payouts,
         dry_run=policy.dry_run,
-        paused=paused,
+        paused=paused_from_flag(player.paused_flag),
         last_verified_at=player.last_verified_at,
         checked_at=now,
     )

@@ -9,12 +9,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from core.db import Database
 from core.db.models import FaucetFlag, RegionCount
+from core.db.session import DatabaseUrlError, read_only_sqlite_engine
 from tests.integration.db.helpers_rows import NOW
 
 DAY = date(2026, 1, 5)
@@ -29,11 +33,13 @@ def recorded_statements(db: Database) -> Iterator[list[str]]:
     def record(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    for engine in db.engines:
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
         yield statements
     finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        for engine in db.engines:
+            event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_sqlite_pragmas(sqlite_database: Database) -> None:
@@ -47,6 +53,125 @@ async def test_sqlite_pragmas(sqlite_database: Database) -> None:
     # synchronous=NORMAL is 1.
     assert written == ["wal", 1, 30000, 1]
     assert read == written
+
+
+async def test_sqlite_read_connections_are_query_only(sqlite_database: Database) -> None:
+    async with sqlite_database.read() as session:
+        read = (await session.execute(text("PRAGMA query_only"))).scalar()
+    async with sqlite_database.write() as session:
+        written = (await session.execute(text("PRAGMA query_only"))).scalar()
+
+    assert read == 1
+    assert written == 0
+
+
+async def test_sqlite_file_reads_never_switch_query_only(sqlite_database: Database) -> None:
+    with recorded_statements(sqlite_database) as statements:
+        for value in ("true", "false", "true"):
+            async with sqlite_database.write() as session:
+                await session.merge(FaucetFlag(key="payouts_paused", value=value, updated_at=NOW))
+            async with sqlite_database.read() as session:
+                seen = await session.scalar(select(FaucetFlag.value))
+            assert seen == value
+
+    assert len(sqlite_database.engines) == 2
+    assert [statement for statement in statements if statement.startswith("PRAGMA")] == []
+
+
+async def test_sqlite_in_memory_reads_and_writes_share_connection() -> None:
+    db = Database.from_url("sqlite:///:memory:")
+    try:
+        async with db.write() as session:
+            await session.execute(text("CREATE TABLE probe (id INTEGER PRIMARY KEY)"))
+            await session.execute(text("INSERT INTO probe (id) VALUES (1)"))
+        with pytest.raises(DBAPIError, match="readonly"):
+            async with db.read() as session:
+                await session.execute(text("INSERT INTO probe (id) VALUES (2)"))
+        async with db.write() as session:
+            await session.execute(text("INSERT INTO probe (id) VALUES (3)"))
+        async with db.read() as session:
+            ids = (await session.execute(text("SELECT id FROM probe ORDER BY id"))).scalars()
+            assert list(ids) == [1, 3]
+    finally:
+        await db.dispose()
+
+    assert len(db.engines) == 1
+
+
+async def test_read_engine_must_open_same_file(tmp_path: Path) -> None:
+    main = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'main.db'}")
+    other = read_only_sqlite_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        with pytest.raises(ValueError, match="same database file"):
+            Database(main, read_engine=other)
+        with pytest.raises(ValueError, match="same database file"):
+            Database(main, read_engine=main)
+    finally:
+        await main.dispose()
+        await other.dispose()
+
+
+def test_read_only_engine_needs_file() -> None:
+    with pytest.raises(DatabaseUrlError, match="needs a database file"):
+        read_only_sqlite_engine("sqlite:///:memory:")
+
+
+async def test_dispose_closes_read_pool(sqlite_database: Database) -> None:
+    async with sqlite_database.read() as session:
+        await session.execute(select(1))
+    read_pool = sqlite_database.engines[1].sync_engine.pool
+    assert isinstance(read_pool, QueuePool)
+    assert read_pool.checkedin() == 1
+
+    await sqlite_database.dispose()
+
+    assert read_pool.checkedin() == 0
+
+
+async def test_sqlite_transactions_roll_back_once(
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollbacks: list[str] = []
+    original_rollback = aiosqlite.Connection.rollback
+
+    async def counted_rollback(connection: aiosqlite.Connection) -> None:
+        rollbacks.append("rollback")
+        await original_rollback(connection)
+
+    # Use both engines first, because SQLAlchemy rolls back once after an engine's first connect.
+    async with sqlite_database.write() as session:
+        await session.execute(select(1))
+    async with sqlite_database.read() as session:
+        await session.execute(select(1))
+    monkeypatch.setattr(aiosqlite.Connection, "rollback", counted_rollback)
+
+    async with sqlite_database.write() as session:
+        await session.merge(FaucetFlag(key="payouts_paused", value="true", updated_at=NOW))
+    assert rollbacks == []
+
+    async with sqlite_database.read() as session:
+        await session.execute(select(1))
+    assert rollbacks == ["rollback"]
+
+
+async def test_sqlite_pool_rolls_back_open_transaction(sqlite_database: Database) -> None:
+    connection = await sqlite_database.engine.connect()
+    raw = await connection.get_raw_connection()
+    driver_connection = raw.driver_connection
+    assert isinstance(driver_connection, aiosqlite.Connection)
+    await driver_connection.execute("BEGIN IMMEDIATE")
+    await driver_connection.execute(
+        "INSERT INTO faucet_flags (key, value, updated_at) VALUES ('payouts_paused', 'true', '')"
+    )
+    assert driver_connection.in_transaction
+
+    await connection.close()
+
+    assert not driver_connection.in_transaction
+    async with sqlite_database.read() as session:
+        assert await session.get(FaucetFlag, "payouts_paused") is None
+    async with sqlite_database.write() as session:
+        session.add(FaucetFlag(key="payouts_paused", value="false", updated_at=NOW))
 
 
 async def test_sqlite_begin_statements(sqlite_database: Database) -> None:

@@ -24,13 +24,14 @@ async def test_active_link_uses_partial_index(sqlite_database: Database) -> None
     def remember(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
         statements.append((statement, parameters))
 
-    sync_engine = sqlite_database.engine.sync_engine
-    event.listen(sync_engine, "before_cursor_execute", remember)
+    for engine in sqlite_database.engines:
+        event.listen(engine.sync_engine, "before_cursor_execute", remember)
     try:
         async with sqlite_database.read() as session:
             assert await active_link(session, 1) is None
     finally:
-        event.remove(sync_engine, "before_cursor_execute", remember)
+        for engine in sqlite_database.engines:
+            event.remove(engine.sync_engine, "before_cursor_execute", remember)
 
     (statement, parameters) = next(
         (sql, params) for sql, params in statements if "FROM epic_links" in sql

@@ -101,7 +101,7 @@ async def seeded(database: Database) -> tuple[Database, DatasetInfo]:
 
 @contextmanager
 def captured(db: Database) -> Iterator[list[Statement]]:
-    """Record every statement sent on `db`'s engine inside the block."""
+    """Record every statement sent on `db`'s engines inside the block."""
     statements: list[Statement] = []
 
     def record(
@@ -115,12 +115,13 @@ def captured(db: Database) -> Iterator[list[Statement]]:
         if not executemany and not statement.lstrip().upper().startswith(_UNPLANNED_PREFIXES):
             statements.append(Statement(statement, parameters))
 
-    sync_engine = db.engine.sync_engine
-    event.listen(sync_engine, "before_cursor_execute", record)
+    for engine in db.engines:
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:
         yield statements
     finally:
-        event.remove(sync_engine, "before_cursor_execute", record)
+        for engine in db.engines:
+            event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def plan_lines(db: Database, statement: Statement) -> list[str]:
