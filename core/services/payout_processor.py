@@ -43,6 +43,7 @@ from core.observability.tracing import span
 from core.services.audit import record_audit
 from core.services.ledger_check import SlotState, block_state, inspect_slot, is_final_rejection
 from core.services.payouts import (
+    chained_successors,
     created_for_local_signer,
     fail_payout,
     lock_payout,
@@ -50,7 +51,6 @@ from core.services.payouts import (
     mark_confirmed,
     mark_signed,
     mark_submitted,
-    signed_successors,
 )
 
 log = structlog.get_logger(__name__)
@@ -315,6 +315,13 @@ class PayoutProcessor:
                 break
         return ordered
 
+    async def fail_unsent(self, payout_id: int, reason: str) -> PayoutAction:
+        """Fail a pending payout that was never handed to the sender, so nothing was sent."""
+        snapshot = await self.snapshot(payout_id)
+        if snapshot is None or snapshot.state != PayoutState.PENDING or snapshot.block_hash:
+            raise ValueError(f"payout {payout_id} is not an unsent pending payout")
+        return await self._fail(payout_id, f"not sent: {reason}")
+
     async def _held_action(self, payout_id: int) -> PayoutAction:
         snapshot = await self.snapshot(payout_id)
         if snapshot is None:
@@ -347,20 +354,24 @@ class PayoutProcessor:
         for payout_id, _ in accepted:
             await self._after("submitted", payout_id)
 
-    async def reconcile(self, payout_id: int) -> PayoutAction:
-        """Check one unfinished payout against the ledger and move it on."""
+    async def reconcile(self, payout_id: int, *, may_send: bool = True) -> PayoutAction:
+        """Check one unfinished payout against the ledger and move it on.
+
+        With `may_send` False (payouts are paused) nothing is submitted or repeated: the
+        payout is only confirmed, or failed when its block can never be confirmed.
+        """
         with span("payout.reconcile", payout_id=payout_id) as current:
-            action = await self._reconcile(payout_id)
+            action = await self._reconcile(payout_id, may_send)
             current.set_attributes(action=action.value)
         return action
 
-    async def _reconcile(self, payout_id: int) -> PayoutAction:
+    async def _reconcile(self, payout_id: int, may_send: bool) -> PayoutAction:
         snapshot = await self.snapshot(payout_id)
         if snapshot is None or snapshot.state in FINAL_PAYOUT_STATES:
             return PayoutAction.FINAL
 
         if snapshot.block_hash is None:
-            return await self._reconcile_unsigned(snapshot)
+            return await self._reconcile_unsigned(snapshot, may_send)
 
         try:
             confirmed = await block_state(self._node, snapshot.block_hash)
@@ -371,10 +382,10 @@ class PayoutProcessor:
         if confirmed is True:
             return await self._confirm(payout_id)
         if confirmed is False:
-            return await self._wait_or_resubmit(snapshot)
-        return await self._reconcile_missing_block(snapshot)
+            return await self._wait_or_resubmit(snapshot, may_send)
+        return await self._reconcile_missing_block(snapshot, may_send)
 
-    async def _reconcile_unsigned(self, snapshot: PayoutSnapshot) -> PayoutAction:
+    async def _reconcile_unsigned(self, snapshot: PayoutSnapshot, may_send: bool) -> PayoutAction:
         if self._stores_before_send and created_for_local_signer(snapshot.idempotency_key):
             reason = "no block was signed before the send stopped, so nothing was sent"
             return await self._fail(snapshot.id, reason)
@@ -397,11 +408,13 @@ class PayoutProcessor:
                 )
             return PayoutAction.UNKNOWN
 
+        if not may_send:
+            return _waits_for_resume(snapshot)
         # The node-wallet send may have happened: repeat it with the same id.
         result = await self._sender.resubmit(snapshot.request, None)
         return await self._apply_result(snapshot.id, result, resubmitted=True)
 
-    async def _wait_or_resubmit(self, snapshot: PayoutSnapshot) -> PayoutAction:
+    async def _wait_or_resubmit(self, snapshot: PayoutSnapshot, may_send: bool) -> PayoutAction:
         assert snapshot.block_hash is not None
         if snapshot.state == PayoutState.SIGNED:
             # The node has the block, so the submission went through before the reply was lost.
@@ -411,6 +424,8 @@ class PayoutProcessor:
         waited = self._clock() - snapshot.last_sent_at
         if waited < self._confirmation_timeout:
             return PayoutAction.STILL_PENDING
+        if not may_send:
+            return _waits_for_resume(snapshot)
 
         log.warning(
             "payout_confirmation_overdue",
@@ -421,7 +436,9 @@ class PayoutProcessor:
         result = await self._sender.resubmit(snapshot.request, snapshot.stored_block)
         return await self._apply_result(snapshot.id, result, resubmitted=True)
 
-    async def _reconcile_missing_block(self, snapshot: PayoutSnapshot) -> PayoutAction:
+    async def _reconcile_missing_block(
+        self, snapshot: PayoutSnapshot, may_send: bool
+    ) -> PayoutAction:
         assert snapshot.block_hash is not None
         block = _stored_state_block(snapshot)
         if block is None:
@@ -440,6 +457,8 @@ class PayoutProcessor:
             reason = f"confirmed block {slot.other_hash or 'unknown'} took this block's place"
             return await self._fail(snapshot.id, reason)
         if slot.state is SlotState.FREE:
+            if not may_send:
+                return _waits_for_resume(snapshot)
             result = await self._sender.resubmit(snapshot.request, snapshot.stored_block)
             return await self._apply_result(snapshot.id, result, resubmitted=True)
 
@@ -548,7 +567,7 @@ class PayoutProcessor:
         """Fail a payout whose block can never be confirmed, with every stored block after it.
 
         A block that follows a block which can never be confirmed can never be confirmed
-        either, so the `signed` payouts chained after it fail in the same transaction. A
+        either, so the unfinished payouts chained after it fail in the same transaction. A
         crash can then never leave one of them waiting for a block that will not come.
         """
         failed = [payout_id]
@@ -563,7 +582,7 @@ class PayoutProcessor:
                 unchecked = [] if block_hash is None else [(payout_id, block_hash)]
                 while unchecked:
                     before_id, before_hash = unchecked.pop()
-                    for successor in await signed_successors(session, before_hash):
+                    for successor in await chained_successors(session, before_hash):
                         if successor.block_hash is not None:
                             unchecked.append((successor.id, successor.block_hash))
                         await fail_payout(
@@ -582,6 +601,11 @@ class PayoutProcessor:
     async def _after(self, step: str, payout_id: int) -> None:
         if self._step_hook is not None:
             await self._step_hook(step, payout_id)
+
+
+def _waits_for_resume(snapshot: PayoutSnapshot) -> PayoutAction:
+    log.info("payout_send_waits_for_resume", payout_id=snapshot.id, state=snapshot.state.value)
+    return PayoutAction.STILL_PENDING
 
 
 def _stored_state_block(snapshot: PayoutSnapshot) -> StateBlock | None:

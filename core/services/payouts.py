@@ -474,15 +474,18 @@ async def lock_payouts(session: AsyncSession, payout_ids: Sequence[int]) -> dict
     return {payout.id: payout for payout in rows}
 
 
-async def signed_successors(session: AsyncSession, block_hash: str) -> list[Payout]:
-    """Return the `signed` payouts whose stored block follows `block_hash`, row-locked.
+async def chained_successors(session: AsyncSession, block_hash: str) -> list[Payout]:
+    """Return the unfinished payouts whose stored block follows `block_hash`, row-locked.
 
-    A chain of blocks is stored before its first block is submitted, so when a block can
-    never be confirmed, the stored blocks after it can never be confirmed either.
+    A block needs the block it follows in the chain. When that block can never be confirmed,
+    neither can the stored blocks after it, `signed` or already `submitted`.
     """
     rows = await session.scalars(
         select(Payout)
-        .where(Payout.state == PayoutState.SIGNED, Payout.block_json.is_not(None))
+        .where(
+            Payout.state.in_([PayoutState.SIGNED, PayoutState.SUBMITTED]),
+            Payout.block_json.is_not(None),
+        )
         .order_by(Payout.id)
         .with_for_update()
         .execution_options(populate_existing=True)

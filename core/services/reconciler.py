@@ -16,6 +16,7 @@ import structlog
 
 from core.db.session import Database
 from core.observability.metrics import Metrics
+from core.services.faucet_flags import is_paused
 from core.services.payout_processor import PayoutAction, PayoutProcessor
 from core.services.payouts import unfinished_payout_ids
 
@@ -70,10 +71,12 @@ class Reconciler:
         """Check every unfinished payout once and return what happened to each."""
         async with self._db.read() as session:
             payout_ids = await unfinished_payout_ids(session)
+            # A pause stops every send, resubmissions included; confirmations go on.
+            paused = await is_paused(session)
 
         report = ReconcileReport()
         for payout_id in payout_ids:
-            action = await self._processor.reconcile(payout_id)
+            action = await self._processor.reconcile(payout_id, may_send=not paused)
             report.actions[payout_id] = action
             metric_action = _METRIC_ACTION.get(action)
             if metric_action is not None:

@@ -449,6 +449,9 @@ class SettlementService:
         """
         assert self._processor is not None
         floor_raw = self.policy.min_operator_balance_raw
+        # The node-wallet sender sends one payout at a time, and a payout it never tried is
+        # indistinguishable from one whose send was lost, so its batches stay at one.
+        batch_limit = SEND_BATCH_LIMIT if self._processor.signs_locally else 1
         batch_size = 1
         position = 0
         while position < len(plans):
@@ -483,6 +486,15 @@ class SettlementService:
             for payout_id, _ in created:
                 await self.after_step("created", payout_id)
             report.payout_ids.extend(payout_id for payout_id, _ in created)
+            # A pause or a lost lock that came while the batch was created stops it before
+            # anything is signed, so its payouts fail without having been sent. A shutdown
+            # lets the batch in flight finish.
+            stop_reason = await self._batch_stop_reason(report, holder, shutdown=False)
+            if stop_reason is not None:
+                for payout_id, _ in created:
+                    await self._processor.fail_unsent(payout_id, stop_reason)
+                report.stop_reason = stop_reason
+                return None
 
             actions = await self._processor.send_many([payout_id for payout_id, _ in created])
             unknown_id: int | None = None
@@ -501,14 +513,19 @@ class SettlementService:
                 log.warning("settlement_stopped_unknown_send", payout_id=unknown_id)
                 return None
             if all(action is PayoutAction.SUBMITTED for action in actions):
-                batch_size = min(batch_size * 2, SEND_BATCH_LIMIT)
+                batch_size = min(batch_size * 2, batch_limit)
             else:
                 batch_size = 1
         return available_raw
 
-    async def _batch_stop_reason(self, report: SettlementReport, holder: str) -> str | None:
-        """Return why the run must stop before its next batch, or None to go on."""
-        if self._stop_requested:
+    async def _batch_stop_reason(
+        self, report: SettlementReport, holder: str, *, shutdown: bool = True
+    ) -> str | None:
+        """Return why the run must stop before its next batch, or None to go on.
+
+        With `shutdown` False a requested shutdown is not a reason.
+        """
+        if shutdown and self._stop_requested:
             return "Shutdown requested; the remaining players roll over."
         async with self._db.read() as session:
             paused = await is_paused(session)

@@ -7,7 +7,8 @@ import asyncio
 import structlog
 
 from core.banano.address import check_payout_destination
-from core.banano.errors import InvalidAddressError
+from core.banano.blocks import StateBlock
+from core.banano.errors import InvalidAddressError, InvalidBlockError
 from core.banano.rpc import NodeClient
 from core.banano.rpc_errors import (
     AccountNotFoundError,
@@ -19,7 +20,7 @@ from core.banano.rpc_errors import (
     NodeTransportError,
     SendRefusedError,
 )
-from core.banano.sender.publishing import Sleep
+from core.banano.sender.publishing import BlockPublisher, OperatorAccountLock, Sleep
 from core.banano.sender.types import OnSigned, SendOutcome, SendRequest, SendResult, SignedBlock
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,14 @@ class NodeWalletSender:
         self._attempts = attempts
         self._retry_delay = retry_delay_seconds
         self._sleep = sleep
+        # Publishes blocks that the local signer stored before the sender was switched.
+        self._publisher = BlockPublisher(
+            node,
+            OperatorAccountLock(),
+            submit_attempts=attempts,
+            retry_delay_seconds=retry_delay_seconds,
+            sleep=sleep,
+        )
 
     def __repr__(self) -> str:
         # The wallet id lets anyone with RPC access spend from the wallet, so it stays out.
@@ -72,7 +81,14 @@ class NodeWalletSender:
         return result
 
     async def resubmit(self, request: SendRequest, stored: SignedBlock | None) -> SendResult:
-        """Look the stored hash up first, then repeat `send` with the same id if needed."""
+        """Look the stored hash up first, then repeat `send` with the same id if needed.
+
+        A stored block with contents was signed by the local signer before the operator
+        switched senders. The wallet would build another block for it, which pays a second
+        time if the stored one lands too, so that exact block is submitted instead.
+        """
+        if stored is not None and stored.block_json:
+            return await self._publish_stored(request, stored)
         if stored is not None:
             try:
                 await self._node.block_info(stored.block_hash)
@@ -108,6 +124,26 @@ class NodeWalletSender:
                 block_hash=result.block_hash,
             )
         _log_result("payout_wallet_resend", request, result)
+        return result
+
+    async def _publish_stored(self, request: SendRequest, stored: SignedBlock) -> SendResult:
+        try:
+            block = StateBlock.from_json_text(stored.block_json)
+        except InvalidBlockError:
+            log.error("stored_block_unreadable", payout_id=request.payout_id)
+            return SendResult(SendOutcome.UNCERTAIN, stored.block_hash, "stored block unreadable")
+        if block.hash() != stored.block_hash.upper() or block.account != self.operator_address:
+            log.error(
+                "stored_block_mismatch", payout_id=request.payout_id, block_hash=stored.block_hash
+            )
+            return SendResult(
+                SendOutcome.UNCERTAIN,
+                stored.block_hash,
+                "stored block does not match its hash or the operator account",
+            )
+        async with self._publisher.lock:
+            result = await self._publisher.submit(block)
+        _log_result("payout_stored_block_resubmitted", request, result)
         return result
 
     async def operator_balance_raw(self) -> int:
