@@ -179,6 +179,8 @@ class SettlementService:
         self._clock = clock
         self._step_hook = step_hook
         self._stop_requested = False
+        # The size of the next batch of live payouts; each run starts again at one.
+        self._send_batch_size = 1
 
     @property
     def db(self) -> Database:
@@ -365,6 +367,7 @@ class SettlementService:
     ) -> None:
         limits = self.policy.caps
         windows = cap_windows(self._clock(), self.policy.zone)
+        self._send_batch_size = 1
         async with self._db.read() as session:
             candidates = await eligible_candidates(session)
             with_open_accruals = await count_players_with_open_accruals(session)
@@ -452,7 +455,6 @@ class SettlementService:
         # The node-wallet sender sends one payout at a time, and a payout it never tried is
         # indistinguishable from one whose send was lost, so its batches stay at one.
         batch_limit = SEND_BATCH_LIMIT if self._processor.signs_locally else 1
-        batch_size = 1
         position = 0
         while position < len(plans):
             stop_reason = await self._batch_stop_reason(report, holder)
@@ -471,7 +473,7 @@ class SettlementService:
             available_raw = fresh_raw
 
             batch: list[tuple[Candidate, ClaimPlan]] = []
-            while position < len(plans) and len(batch) < batch_size:
+            while position < len(plans) and len(batch) < self._send_batch_size:
                 candidate, plan = plans[position]
                 position += 1
                 if available_raw - plan.amount_raw < floor_raw:
@@ -513,9 +515,9 @@ class SettlementService:
                 log.warning("settlement_stopped_unknown_send", payout_id=unknown_id)
                 return None
             if all(action is PayoutAction.SUBMITTED for action in actions):
-                batch_size = min(batch_size * 2, batch_limit)
+                self._send_batch_size = min(self._send_batch_size * 2, batch_limit)
             else:
-                batch_size = 1
+                self._send_batch_size = 1
         return available_raw
 
     async def _batch_stop_reason(

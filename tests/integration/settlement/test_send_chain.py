@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import pytest
 from sqlalchemy import select
 
 from core.banano.blocks import StateBlock
@@ -19,6 +20,7 @@ from core.db.models import Accrual, AccrualStatus, Payout, PayoutState
 from core.db.session import Database
 from core.sandbox.banano_faults import Fault
 from core.sandbox.banano_node import SandboxBananoNode
+from core.services import settlement as settlement_module
 from core.services.settlement import SEND_BATCH_LIMIT
 from tests.integration.settlement.helpers_world import (
     World,
@@ -310,3 +312,25 @@ def test_step_log_groups_batches() -> None:
     steps.steps = [("created", 1), ("signed", 1), ("created", 2), ("created", 3), ("signed", 2)]
     assert steps.batches() == [[1], [2, 3]]
     assert json.dumps(steps.batches()) == "[[1], [2, 3]]"
+
+
+async def test_batches_keep_growing_across_candidate_chunks(
+    sqlite_database: Database, node: SandboxBananoNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run reads its candidates' accruals in chunks; the batch size carries over."""
+    monkeypatch.setattr(settlement_module, "ACCRUAL_CHUNK", 5)
+    world = World(sqlite_database)
+    players = await world.add_players(15)
+    for player in players:
+        await world.add_accrual(player, 1)
+    steps = StepLog()
+    stack = build_stack(world.db, node.base_url, make_policy(), step_hook=steps)
+    try:
+        await stack.service.run("test")
+    finally:
+        await stack.aclose()
+
+    # Chunks of 5: the first gives batches of 1, 2 and 2 (the chunk's end). Each accepted
+    # batch doubles the size, so each later chunk goes out as one batch of 5.
+    assert [len(batch) for batch in steps.batches()] == [1, 2, 2, 5, 5]
+    await assert_money_rules(world.db, node, [(p.id, p.address) for p in players])
