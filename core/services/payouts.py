@@ -490,8 +490,8 @@ async def chained_successors(session: AsyncSession, block_hash: str) -> list[Pay
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    wanted = block_hash.upper()
-    return [payout for payout in rows if _stored_previous(payout.block_json) == wanted]
+    previous = block_hash.upper()
+    return [payout for payout in rows if _stored_previous(payout.block_json) == previous]
 
 
 def _stored_previous(block_json: str | None) -> str | None:

@@ -35,6 +35,7 @@ from core.db.models import (
 )
 from core.db.session import Database
 from core.observability.metrics import Metrics
+from core.sandbox.banano_faults import Fault
 from core.sandbox.banano_node import SandboxBananoNode
 from core.services.caps import CapLimits
 from core.services.go_live import RELEASE_NOTE
@@ -461,3 +462,14 @@ async def drain(
         await stack.service.confirm()
     finally:
         await stack.aclose()
+
+
+async def payouts_by_id(db: Database) -> dict[int, Payout]:
+    """Read every payout, keyed by id."""
+    async with db.read() as session:
+        return {payout.id: payout for payout in await session.scalars(select(Payout))}
+
+
+def pass_through(node: SandboxBananoNode, action: str, times: int) -> None:
+    """Let the next `times` requests of `action` through unchanged, before later faults."""
+    node.inject_fault(action, Fault.delay(0), times=times)

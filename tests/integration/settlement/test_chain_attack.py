@@ -10,7 +10,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from core.banano.blocks import StateBlock, build_send
 from core.banano.sender import LocalSigner
@@ -23,7 +23,6 @@ from core.db.models import (
     Accrual,
     AccrualStatus,
     Lease,
-    Payout,
     PayoutState,
 )
 from core.db.session import Database
@@ -49,17 +48,10 @@ from tests.integration.settlement.helpers_world import (
     drain,
     make_policy,
     operator_key,
+    pass_through,
+    payouts_by_id,
     player_address,
 )
-
-
-async def payouts_by_id(db: Database) -> dict[int, Payout]:
-    async with db.read() as session:
-        return {payout.id: payout for payout in await session.scalars(select(Payout))}
-
-
-def pass_through(node: SandboxBananoNode, action: str, times: int) -> None:
-    node.inject_fault(action, Fault.delay(0), times=times)
 
 
 async def test_held_chain_after_wallet_switch_pays_once(
