@@ -10,9 +10,9 @@ are not checked. `--extra otel` adds an optional extra (it must be installed).
 
 Policy, for a project under MIT distributed as a container image with its dependencies:
 
-- allowed: permissive licenses (MIT, BSD, ISC, Apache-2.0, PSF-2.0, Zlib, 0BSD, Unlicense,
-  CC0-1.0, HPND) and MPL-2.0, whose copyleft covers only the MPL files themselves, which
-  Pay2Slay ships unmodified;
+- allowed: permissive licenses (MIT, MIT-0, BSD, ISC, Apache-2.0, PSF-2.0, Zlib, 0BSD,
+  Unlicense, CC0-1.0, HPND) and MPL-2.0, whose copyleft covers only the MPL files themselves,
+  which Pay2Slay ships unmodified;
 - rejected: every GPL-family license (GPL, AGPL and LGPL), because shipping the package inside
   the image would put the image under their terms or add relinking and source-offer duties,
   and any license this script cannot identify.
@@ -49,6 +49,7 @@ ALLOWED = frozenset(
         "HPND",
         "ISC",
         "MIT",
+        "MIT-0",
         "MIT-CMU",
         "MPL-2.0",
         "PSF-2.0",

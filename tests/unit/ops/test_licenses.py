@@ -29,6 +29,7 @@ licenses = _load_tool()
     ("expression", "allowed"),
     [
         ("MIT", True),
+        ("MIT-0", True),
         ("Apache-2.0 AND MIT", True),
         ("MIT OR Apache-2.0", True),
         ("MPL-2.0", True),
