@@ -1,17 +1,17 @@
-"""HTTP clients that count Yunite and Banano node requests in `Metrics`.
+"""Request counting for the Yunite API client and the Banano node client.
 
-Response event hooks set the outcome from the status code, and for the node from the JSON
-`error` key. A transport wrapper counts the requests that fail before any response. Bodies are
-read to find the outcome and the node action but never logged.
+The Yunite client is an httpx client whose response event hook sets the outcome from the
+status code, and a transport wrapper counts the requests that fail before any response. The
+node client reports each request's action and outcome itself, through `node_rpc_counter`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import httpx
 
+from core.banano.rpc import RequestObserver, RequestOutcome
 from core.integrations.http import DEFAULT_TIMEOUT
 from core.observability import Metrics
 from core.observability.labels import NODE_RPC_ACTIONS, OTHER
@@ -46,31 +46,6 @@ class _ErrorCountingTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def node_rpc_action(request: httpx.Request) -> str:
-    """Return the RPC action named in the request body, or `other` when it is not a known one."""
-    try:
-        payload = json.loads(request.content)
-    except (ValueError, RecursionError, httpx.RequestNotRead):
-        return OTHER
-    action = payload.get("action") if isinstance(payload, dict) else None
-    return action if action in NODE_RPC_ACTIONS else OTHER
-
-
-def node_rpc_outcome(status_code: int, body: bytes) -> str:
-    """Return the node RPC outcome label of a reply."""
-    if status_code >= 500:
-        return "unavailable"
-    if status_code >= 400:
-        return "error"
-    try:
-        reply = json.loads(body)
-    except (ValueError, RecursionError):
-        return "invalid_response"
-    if not isinstance(reply, dict):
-        return "invalid_response"
-    return "error" if "error" in reply else "ok"
-
-
 def yunite_outcome(status_code: int) -> str:
     """Return the Yunite outcome label of a reply's status code."""
     if 200 <= status_code < 300:
@@ -80,24 +55,16 @@ def yunite_outcome(status_code: int) -> str:
     return _YUNITE_STATUS_OUTCOMES.get(status_code, "error")
 
 
-def create_node_http_client(
-    metrics: Metrics, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
-    """Create the node RPC client that counts `node_rpc_requests_total` by action and outcome."""
+def node_rpc_counter(metrics: Metrics) -> RequestObserver:
+    """Return the `NodeClient` observer that counts `node_rpc_requests_total`.
 
-    async def on_response(response: httpx.Response) -> None:
-        body = await response.aread()
-        metrics.count_node_rpc(
-            node_rpc_action(response.request), node_rpc_outcome(response.status_code, body)
-        )
+    Actions outside the known set, such as the older `pending`, are counted as `other`.
+    """
 
-    def on_error(request: httpx.Request, error: httpx.TransportError) -> None:
-        # NOTE: NodeClient's overall deadline cancels the request instead of raising a
-        # transport error, so a request stopped by that deadline is not counted.
-        outcome = "timeout" if isinstance(error, httpx.TimeoutException) else "unavailable"
-        metrics.count_node_rpc(node_rpc_action(request), outcome)
+    def count(action: str, outcome: RequestOutcome) -> None:
+        metrics.count_node_rpc(action if action in NODE_RPC_ACTIONS else OTHER, outcome)
 
-    return _counting_client(transport, on_error, on_response)
+    return count
 
 
 def create_yunite_http_client(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from bot.http_metrics import create_node_http_client
+from bot.http_metrics import node_rpc_counter
 from bot.receiving import topup_recorder
 from core.banano.keys import KeyPair
 from core.banano.receiver import Receiver
@@ -91,11 +91,12 @@ async def open_payments(
             raise PaymentsConfigError("A live faucet needs integrations.node_rpc.")
         return Payments(node=None, sender=None, operator_address=operator_address)
 
-    node_http = create_http_client() if metrics is None else create_node_http_client(metrics)
-    stack.push_async_callback(node_http.aclose)
     node = NodeClient(
-        integrations.node_rpc, http=node_http, timeout_seconds=banano.rpc_timeout_seconds
+        integrations.node_rpc,
+        timeout_seconds=banano.rpc_timeout_seconds,
+        on_request=None if metrics is None else node_rpc_counter(metrics),
     )
+    stack.push_async_callback(node.aclose)
     if integrations.dry_run:
         return Payments(node=node, sender=None, operator_address=operator_address)
 

@@ -11,29 +11,23 @@ repeat is safe (the same stored block, or the same `send` id).
 Each request has a deadline for the whole exchange, connecting and reading every byte
 included, so a node that trickles its reply cannot hold a caller longer than the timeout.
 A reply that cannot be read (not JSON, nested too deeply, numbers too long for `int`, fields
-missing or mistyped) raises `NodeUnavailableError`, never a bare `ValueError`.
+missing or mistyped) raises `NodeUnavailableError`, never a bare `ValueError`. Redirects are
+not followed, and proxy environment variables are ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import httpx
+import aiohttp
 import structlog
 
 from core.banano.blocks import BlockSubtype, StateBlock
-from core.banano.rpc_errors import (
-    NodeTimeoutError,
-    NodeTransportError,
-    NodeUnavailableError,
-    UnknownNodeError,
-    error_from_text,
-)
+from core.banano.rpc_errors import NodeTransportError, NodeUnavailableError, UnknownNodeError
 from core.banano.rpc_replies import (
     AccountBalance,
     AccountInfo,
@@ -48,6 +42,7 @@ from core.banano.rpc_replies import (
     parse_receivable,
     parse_work,
 )
+from core.banano.rpc_transport import NodeTransport, RequestObserver, RequestOutcome
 
 log = structlog.get_logger(__name__)
 
@@ -81,26 +76,28 @@ class RetryPolicy:
 
 
 class NodeClient:
-    """Banano node RPC over httpx. Pass an `httpx.AsyncClient` to share a connection pool.
+    """Banano node RPC over aiohttp. Pass an `aiohttp.ClientSession` to share a connection pool.
 
     `timeout_seconds` bounds each request as a whole (`work_timeout_seconds` for
     `work_generate`). A read retried after transport errors can take `read_retry.attempts`
-    times as long, plus the backoff delays.
+    times as long, plus the backoff delays. Without `session` the client opens its own on the
+    first request and `aclose` closes it. A given session stays open and its own timeouts
+    apply as well. `on_request` is called after every HTTP request with its action and outcome.
     """
 
     def __init__(
         self,
         base_url: str,
         *,
-        http: httpx.AsyncClient | None = None,
+        session: aiohttp.ClientSession | None = None,
         timeout_seconds: float = 10.0,
         work_timeout_seconds: float = 60.0,
         read_retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
+        on_request: RequestObserver | None = None,
     ) -> None:
         self._url = base_url
-        self._owns_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient()
+        self._transport = NodeTransport(base_url, session, on_request)
         self._timeout_seconds = timeout_seconds
         self._work_timeout_seconds = work_timeout_seconds
         self._read_retry = read_retry if read_retry is not None else RetryPolicy()
@@ -110,9 +107,8 @@ class NodeClient:
         return f"NodeClient(url={self._url!r})"
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_http:
-            await self._http.aclose()
+        """Close the HTTP session if this object opened it. Later requests raise errors."""
+        await self._transport.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -204,7 +200,7 @@ class NodeClient:
             payload["do_work"] = True
         expected_hash = block.hash()
 
-        reply = await self._post("process", payload, self._timeout_seconds)
+        reply = await self._transport.post("process", payload, self._timeout_seconds)
         block_hash = _parse("process", lambda data: parse_hash(data, "hash", "process"), reply)
         if block_hash != expected_hash:
             log.error("node_process_hash_mismatch", block_hash=expected_hash, node_hash=block_hash)
@@ -218,7 +214,7 @@ class NodeClient:
         Needs `enable_control` on the node. Public nodes reject it, which raises
         `ControlDisabledError`.
         """
-        reply = await self._post(
+        reply = await self._transport.post(
             "work_generate",
             {"hash": root, "difficulty": difficulty_hex},
             self._work_timeout_seconds,
@@ -233,7 +229,7 @@ class NodeClient:
         The node stores `send_id` with the block it creates, so repeating the call with the
         same id returns that block instead of sending again. The wallet id is never logged.
         """
-        reply = await self._post(
+        reply = await self._transport.post(
             "send",
             {
                 "wallet": wallet,
@@ -252,7 +248,7 @@ class NodeClient:
         attempt = 1
         while True:
             try:
-                return await self._post(action, payload, self._timeout_seconds)
+                return await self._transport.post(action, payload, self._timeout_seconds)
             except NodeTransportError as error:
                 if attempt >= self._read_retry.attempts:
                     raise
@@ -266,74 +262,6 @@ class NodeClient:
                     error=type(error).__name__,
                 )
                 await self._sleep(delay)
-
-    async def _post(
-        self, action: str, payload: Mapping[str, Any], timeout_seconds: float
-    ) -> dict[str, Any]:
-        started = time.monotonic()
-        try:
-            # httpx's timeouts apply to each read, so a node sending a byte now and then would
-            # never trip them. This deadline covers the whole request.
-            async with asyncio.timeout(timeout_seconds):
-                response = await self._http.post(
-                    self._url,
-                    json={"action": action, **payload},
-                    timeout=httpx.Timeout(timeout_seconds),
-                )
-        except (TimeoutError, httpx.TimeoutException) as error:
-            log.warning("node_rpc_timeout", action=action, timeout_seconds=timeout_seconds)
-            raise NodeTimeoutError() from error
-        except httpx.HTTPError as error:
-            log.warning("node_rpc_unreachable", action=action, error=type(error).__name__)
-            raise NodeUnavailableError() from error
-
-        elapsed_ms = round((time.monotonic() - started) * 1000, 1)
-        if response.status_code != httpx.codes.OK:
-            log.warning(
-                "node_rpc_http_error",
-                action=action,
-                status=response.status_code,
-                elapsed_ms=elapsed_ms,
-            )
-            raise NodeUnavailableError(
-                f"The Banano node replied with HTTP status {response.status_code}."
-            )
-        try:
-            reply = response.json()
-        except (ValueError, RecursionError) as error:
-            # ValueError covers invalid JSON, invalid UTF-8 and integers longer than int()
-            # accepts. RecursionError comes from arrays or objects nested thousands deep.
-            log.warning(
-                "node_rpc_malformed_reply",
-                action=action,
-                error=type(error).__name__,
-                elapsed_ms=elapsed_ms,
-            )
-            raise NodeUnavailableError(
-                "The Banano node returned a reply that is not readable JSON."
-            ) from error
-        if not isinstance(reply, dict):
-            log.warning("node_rpc_malformed_reply", action=action, elapsed_ms=elapsed_ms)
-            raise NodeUnavailableError(
-                "The Banano node returned a reply that is not a JSON object."
-            )
-
-        node_text = reply.get("error")
-        if node_text is not None:
-            if not isinstance(node_text, str):
-                log.warning("node_rpc_malformed_reply", action=action, elapsed_ms=elapsed_ms)
-                raise malformed_reply(action, "error")
-            reply_error = error_from_text(node_text)
-            log.debug(
-                "node_rpc_error_reply",
-                action=action,
-                error=type(reply_error).__name__,
-                node_text=reply_error.node_text,
-                elapsed_ms=elapsed_ms,
-            )
-            raise reply_error
-        log.debug("node_rpc_ok", action=action, elapsed_ms=elapsed_ms)
-        return reply
 
 
 def _parse(action: str, parse: Callable[[dict[str, Any]], T], reply: dict[str, Any]) -> T:
@@ -353,5 +281,7 @@ __all__ = [
     "BlockInfo",
     "HistoryEntry",
     "NodeClient",
+    "RequestObserver",
+    "RequestOutcome",
     "RetryPolicy",
 ]

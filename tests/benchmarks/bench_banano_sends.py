@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import structlog
 
 from core.banano.keys import KeyPair
@@ -48,7 +48,7 @@ async def _store(_signed: SignedBlock) -> None:
 
 
 async def measure_run(
-    node: SandboxBananoNode, http: httpx.AsyncClient, sends: int, threshold: int
+    node: SandboxBananoNode, session: aiohttp.ClientSession, sends: int, threshold: int
 ) -> dict[str, Any]:
     """Send `sends` payouts from a new operator account and return the rate and latencies."""
     operator = KeyPair.from_seed(secrets.token_hex(32), 0)
@@ -56,7 +56,7 @@ async def measure_run(
     node.fund(operator.address, (sends + 1) * PAYOUT_RAW, key=operator)
 
     generator = LocalWorkGenerator(processes=1)
-    client = NodeClient(node.base_url, http=http)
+    client = NodeClient(node.base_url, session=session)
     signer = LocalSigner(client, operator, None, LocalWorkProvider(generator), threshold)
     try:
         await signer.precompute_next_work()
@@ -92,8 +92,8 @@ async def measure(sends: int, runs: int, threshold: int) -> dict[str, Any]:
     node = SandboxBananoNode(work_threshold=threshold)
     await node.start()
     try:
-        async with httpx.AsyncClient() as http:
-            run_results = [await measure_run(node, http, sends, threshold) for _ in range(runs)]
+        async with aiohttp.ClientSession() as session:
+            run_results = [await measure_run(node, session, sends, threshold) for _ in range(runs)]
     finally:
         await node.stop()
 

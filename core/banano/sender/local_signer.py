@@ -341,8 +341,9 @@ def _not_sent(request: SendRequest, reason: str) -> SendResult:
 class _ChainWork:
     """Work for the blocks of one chain, asked for while the chain is being built and signed.
 
-    Only a few requests run at a time: each request in flight opens a pooled connection, and
-    httpx scans every idle connection of its pool before each later request.
+    Only a few requests run at a time, because each request in flight opens a pooled
+    connection, and httpx, the work server provider's client, scans every idle connection of
+    its pool before each later request.
     """
 
     def __init__(self, cache: WorkCache | None) -> None:

@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 
@@ -62,10 +63,10 @@ CALLS: dict[str, tuple[str, Call]] = {
 
 @pytest.fixture
 async def single_try_client(node: SandboxBananoNode) -> AsyncIterator[NodeClient]:
-    async with httpx.AsyncClient() as http:
+    async with aiohttp.ClientSession() as session:
         yield NodeClient(
             node.base_url,
-            http=http,
+            session=session,
             timeout_seconds=10.0,
             read_retry=RetryPolicy(attempts=1),
             sleep=no_sleep,

@@ -7,7 +7,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
@@ -47,10 +47,10 @@ class CountingProvider:
 
 @pytest.fixture
 async def short_timeout_client(node: SandboxBananoNode) -> AsyncIterator[NodeClient]:
-    async with httpx.AsyncClient() as http:
+    async with aiohttp.ClientSession() as session:
         yield NodeClient(
             node.base_url,
-            http=http,
+            session=session,
             timeout_seconds=2.0,
             read_retry=RetryPolicy(attempts=2, base_delay_seconds=0.0),
             sleep=no_sleep,

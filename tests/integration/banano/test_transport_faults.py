@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 import pytest
 
 from core.banano.rpc import NodeClient, RetryPolicy
@@ -28,10 +28,10 @@ from tests.integration.banano.helpers_banano import (
 
 @pytest.fixture
 async def single_try_client(node: SandboxBananoNode) -> AsyncIterator[NodeClient]:
-    async with httpx.AsyncClient() as http:
+    async with aiohttp.ClientSession() as session:
         yield NodeClient(
             node.base_url,
-            http=http,
+            session=session,
             timeout_seconds=2.0,
             read_retry=RetryPolicy(attempts=1),
             sleep=no_sleep,

@@ -8,18 +8,23 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot.http_metrics import create_node_http_client, create_yunite_http_client
+from bot.http_metrics import create_yunite_http_client, node_rpc_counter
 from bot.receiving import receive_topups, topup_recorder
 from core.banano.keys import KeyPair
 from core.banano.receiver import Receiver
-from core.banano.rpc import NodeClient
-from core.banano.rpc_errors import AccountNotFoundError, NodeUnavailableError
+from core.banano.rpc import NodeClient, RetryPolicy
+from core.banano.rpc_errors import (
+    AccountNotFoundError,
+    NodeTimeoutError,
+    NodeUnavailableError,
+)
 from core.banano.work_providers import NodeWorkProvider
 from core.clock import utc_now
 from core.db import Database
 from core.db.models import AuditEntry, ReceivedBlock
 from core.integrations import YuniteClient, YuniteError
 from core.observability import Metrics
+from core.sandbox.banano_faults import Fault
 from core.sandbox.banano_node import SandboxBananoNode
 from core.sandbox.yunite_server import SandboxYunite
 
@@ -54,9 +59,8 @@ async def test_receive_job_records_topup_once(
     send_hash = sandbox_node.fund(key.address, 5 * 10**29)
     assert sandbox_node.receivable_of(key.address) == {send_hash: 5 * 10**29}
     metrics = Metrics()
-    http = create_node_http_client(metrics)
+    node = NodeClient(sandbox_node.base_url, on_request=node_rpc_counter(metrics))
     try:
-        node = NodeClient(sandbox_node.base_url, http=http)
         receiver = Receiver(
             node,
             key,
@@ -67,7 +71,7 @@ async def test_receive_job_records_topup_once(
         await receive_topups(receiver)
         await receive_topups(receiver)
     finally:
-        await http.aclose()
+        await node.aclose()
 
     assert sandbox_node.balance_of(key.address) == 5 * 10**29
     async with sqlite_database.read() as session:
@@ -95,8 +99,7 @@ async def test_node_counter_errors_and_unreachable(
 ) -> None:
     metrics = Metrics()
     key = KeyPair.from_seed(OPERATOR_SEED, 0)
-    async with create_node_http_client(metrics) as http:
-        node = NodeClient(sandbox_node.base_url, http=http)
+    async with NodeClient(sandbox_node.base_url, on_request=node_rpc_counter(metrics)) as node:
         with pytest.raises(AccountNotFoundError):
             await node.account_info(key.address)
         await sandbox_node.stop()
@@ -117,6 +120,48 @@ async def test_node_counter_errors_and_unreachable(
         )
         == 3
     )  # NodeClient tries a read three times.
+
+
+async def test_node_counter_timeout_and_malformed(sandbox_node: SandboxBananoNode) -> None:
+    metrics = Metrics()
+    key = KeyPair.from_seed(OPERATOR_SEED, 0)
+    sandbox_node.inject_fault("account_balance", Fault.delay(600.0))
+    sandbox_node.inject_fault("account_info", Fault.malformed_json())
+    sandbox_node.inject_fault("block_info", Fault.http_500())
+
+    async with NodeClient(
+        sandbox_node.base_url,
+        timeout_seconds=0.5,
+        read_retry=RetryPolicy(attempts=1),
+        on_request=node_rpc_counter(metrics),
+    ) as node:
+        with pytest.raises(NodeTimeoutError):
+            await node.account_balance(key.address)
+        with pytest.raises(NodeUnavailableError):
+            await node.account_info(key.address)
+        with pytest.raises(NodeUnavailableError):
+            await node.block_info("0" * 64)
+
+    requests = "node_rpc_requests_total"
+    timeout = {"action": "account_balance", "outcome": "timeout"}
+    invalid = {"action": "account_info", "outcome": "invalid_response"}
+    unavailable = {"action": "block_info", "outcome": "unavailable"}
+    assert counter_value(metrics, requests, timeout) == 1
+    assert counter_value(metrics, requests, invalid) == 1
+    assert counter_value(metrics, requests, unavailable) == 1
+
+
+def test_node_counter_unknown_action_is_other() -> None:
+    metrics = Metrics()
+    count = node_rpc_counter(metrics)
+
+    count("pending", "ok")
+    count("receivable", "error")
+
+    requests = "node_rpc_requests_total"
+    assert counter_value(metrics, requests, {"action": "other", "outcome": "ok"}) == 1
+    assert counter_value(metrics, requests, {"action": "pending", "outcome": "ok"}) == 0
+    assert counter_value(metrics, requests, {"action": "receivable", "outcome": "error"}) == 1
 
 
 async def test_yunite_counter_by_outcome() -> None:

@@ -1,8 +1,9 @@
 """Hostile input to every parser and every client of an external API: typed errors only.
 
 Each parser gets random text or JSON and mutated copies of real replies (tests/fixtures).
-Each HTTP client gets replies of random status, shape and size through respx. The only
-exceptions allowed are the typed errors each function documents; anything else fails.
+Each HTTP client gets replies of random status, shape and size: the node client from a
+scripted server over loopback, the other clients through respx. The only exceptions allowed
+are the typed errors each function documents; anything else fails.
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ from tests.reliability.hostile import (
     load_fixture,
     mutated,
 )
+from tests.unit.banano_rpc.helpers_rpc import Reply, ScriptedNode
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
-NODE_URL = "http://127.0.0.1:9/"
 API_URL = "http://127.0.0.1:9"
 GUILD_ID = 400_000_000_000_000_001
 EPIC_ID = "8f2b6c1d3e4a4b5c9d0e1f2a3b4c5d6e"
@@ -197,16 +198,16 @@ def test_block_parsers_raise_typed_errors(contents: Any) -> None:
 
 
 async def call_node(body: bytes, status: int) -> None:
-    async with httpx.AsyncClient() as http:
-        node = NodeClient(
-            NODE_URL,
-            http=http,
+    server = ScriptedNode()
+    url = await server.start()
+    server.respond(Reply(status, body))
+    try:
+        async with NodeClient(
+            url,
             timeout_seconds=2,
             read_retry=RetryPolicy(attempts=1, base_delay_seconds=0, max_delay_seconds=0),
             sleep=no_sleep,
-        )
-        with respx.mock(assert_all_called=False) as router:
-            router.post(NODE_URL).mock(return_value=httpx.Response(status, content=body))
+        ) as node:
             calls = (
                 node.account_info(VALID_ADDRESS),
                 node.block_info(BLOCK_HASH),
@@ -217,6 +218,8 @@ async def call_node(body: bytes, status: int) -> None:
             )
             for call in calls:
                 assert (await async_outcome_of(call, NodeError)).message != ""
+    finally:
+        await server.stop()
 
 
 @CLIENT_EXAMPLES

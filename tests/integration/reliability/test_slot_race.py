@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 
-import httpx
+import aiohttp
 import pytest
 
 from core.banano.blocks import StateBlock, build_send
@@ -31,8 +31,10 @@ from tests.integration.settlement.helpers_world import (
 class LandsAfterFirstRead(NodeClient):
     """A node client that lets `land` run right after its first read returns."""
 
-    def __init__(self, base_url: str, http: httpx.AsyncClient, land: Callable[[], None]) -> None:
-        super().__init__(base_url, http=http, timeout_seconds=5)
+    def __init__(
+        self, base_url: str, session: aiohttp.ClientSession, land: Callable[[], None]
+    ) -> None:
+        super().__init__(base_url, session=session, timeout_seconds=5)
         self._land: Callable[[], None] | None = land
 
     def _after_read(self) -> None:
@@ -84,8 +86,8 @@ def apply_and_confirm(node: SandboxBananoNode, block: StateBlock) -> None:
 async def test_block_landing_mid_check_not_taken(node: SandboxBananoNode) -> None:
     block = next_send(node, "race")
 
-    async with httpx.AsyncClient() as http:
-        client = LandsAfterFirstRead(node.base_url, http, lambda: apply_and_confirm(node, block))
+    async with aiohttp.ClientSession() as session:
+        client = LandsAfterFirstRead(node.base_url, session, lambda: apply_and_confirm(node, block))
         slot = await inspect_slot(client, block)
 
     assert node.block(block.hash()) is not None
@@ -97,10 +99,10 @@ async def test_other_block_landing_mid_check_taken(node: SandboxBananoNode) -> N
     block = next_send(node, "ours")
     other = next_send(node, "theirs")
 
-    async with httpx.AsyncClient() as http:
-        client = LandsAfterFirstRead(node.base_url, http, lambda: apply_and_confirm(node, other))
+    async with aiohttp.ClientSession() as session:
+        client = LandsAfterFirstRead(node.base_url, session, lambda: apply_and_confirm(node, other))
         first = await inspect_slot(client, block)
-        plain = NodeClient(node.base_url, http=http, timeout_seconds=5)
+        plain = NodeClient(node.base_url, session=session, timeout_seconds=5)
         second = await inspect_slot(plain, block)
 
     # The first check may have read the chain before the other block landed.
@@ -112,7 +114,9 @@ async def test_other_block_landing_mid_check_taken(node: SandboxBananoNode) -> N
 async def test_free_slot_reported_free(node: SandboxBananoNode) -> None:
     block = next_send(node, "free")
 
-    async with httpx.AsyncClient() as http:
-        slot = await inspect_slot(NodeClient(node.base_url, http=http, timeout_seconds=5), block)
+    async with aiohttp.ClientSession() as session:
+        slot = await inspect_slot(
+            NodeClient(node.base_url, session=session, timeout_seconds=5), block
+        )
 
     assert slot.state is SlotState.FREE

@@ -5,14 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import ssl
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import httpx
 from sqlalchemy import select
 
 from core.banano.address import encode_address
@@ -52,10 +50,6 @@ OPERATOR_FUNDS_RAW = 1_000_000 * 10**29
 # PostgreSQL advisory locks are shared by every schema of the database, so test runs of other
 # processes on the same server must not share this name.
 TEST_LOCK_NAME = f"settlement-test-{os.getpid()}"
-
-
-# Built once: loading the CA bundle for every client would cost tens of milliseconds per test.
-_TLS_CONTEXT = ssl.create_default_context()
 
 
 class SimulatedCrash(BaseException):
@@ -138,10 +132,9 @@ class Stack:
     sender: Sender | None
     node_client: NodeClient
     metrics: Metrics
-    http: httpx.AsyncClient
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        await self.node_client.aclose()
 
 
 def build_stack(
@@ -157,10 +150,8 @@ def build_stack(
     rpc_timeout_seconds: float = 2.0,
 ) -> Stack:
     metrics = Metrics(version="test")
-    http = httpx.AsyncClient(verify=_TLS_CONTEXT)
     node_client = NodeClient(
         node_url,
-        http=http,
         timeout_seconds=rpc_timeout_seconds,
         read_retry=RetryPolicy(attempts=2, base_delay_seconds=0.01, max_delay_seconds=0.02),
     )
@@ -199,7 +190,7 @@ def build_stack(
         clock=clock,
         step_hook=step_hook,
     )
-    return Stack(service, processor, sender, node_client, metrics, http)
+    return Stack(service, processor, sender, node_client, metrics)
 
 
 @dataclass

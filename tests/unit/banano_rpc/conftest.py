@@ -1,4 +1,4 @@
-"""Fixtures for the node client's unit tests: recorded reply bodies and a client on a fake URL."""
+"""Fixtures for the node client's unit tests: recorded reply bodies, a scripted node, a client."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 
 from core.banano.rpc import NodeClient, RetryPolicy
-from tests.unit.banano_rpc.helpers_rpc import FIXTURES, NODE_URL, no_sleep
+from tests.unit.banano_rpc.helpers_rpc import FIXTURES, ScriptedNode, no_sleep
 
 
 @pytest.fixture
@@ -26,12 +26,23 @@ def load_fixture() -> Callable[[str], dict[str, Any]]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[NodeClient]:
-    """A node client that retries reads three times without waiting."""
-    async with httpx.AsyncClient() as http:
+async def scripted_node() -> AsyncIterator[ScriptedNode]:
+    """A node on a free loopback port that sends the replies a test scripts."""
+    node = ScriptedNode()
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()
+
+
+@pytest.fixture
+async def client(scripted_node: ScriptedNode) -> AsyncIterator[NodeClient]:
+    """A node client of `scripted_node` that retries reads three times without waiting."""
+    async with aiohttp.ClientSession() as session:
         yield NodeClient(
-            NODE_URL,
-            http=http,
+            scripted_node.base_url,
+            session=session,
             timeout_seconds=2.0,
             read_retry=RetryPolicy(attempts=3, base_delay_seconds=0.0),
             sleep=no_sleep,

@@ -1,18 +1,15 @@
-"""NodeClient against single shaped replies (respx): parsing, error mapping and retries."""
+"""NodeClient against scripted replies over loopback HTTP: parsing, error mapping and retries."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import pytest
-import respx
 from structlog.testing import capture_logs
 
 from core.banano.blocks import StateBlock
-from core.banano.rpc import NodeClient
+from core.banano.rpc import NodeClient, RetryPolicy
 from core.banano.rpc_errors import (
     AccountNotFoundError,
     BlockNotFoundError,
@@ -23,7 +20,7 @@ from core.banano.rpc_errors import (
     OldBlockError,
     UnknownNodeError,
 )
-from tests.unit.banano_rpc.helpers_rpc import NODE_URL
+from tests.unit.banano_rpc.helpers_rpc import Reply, ScriptedNode
 
 Loader = Callable[[str], dict[str, Any]]
 
@@ -49,15 +46,19 @@ def fixture_block(load_fixture: Loader) -> StateBlock:
     return StateBlock.from_rpc_json(block_info_body(load_fixture)["contents"], subtype="send")
 
 
-def sent_json(route: respx.Route, call: int = -1) -> dict[str, Any]:
-    request: httpx.Request = route.calls[call].request
-    body: dict[str, Any] = json.loads(request.content)
-    return body
+@pytest.fixture
+async def fast_timeout_client(scripted_node: ScriptedNode) -> AsyncIterator[NodeClient]:
+    """A client of `scripted_node` whose requests time out after 0.2 seconds."""
+    async with NodeClient(
+        scripted_node.base_url, timeout_seconds=0.2, read_retry=RetryPolicy(attempts=1)
+    ) as client:
+        yield client
 
 
-@respx.mock
-async def test_account_info_parses_fixture(client: NodeClient, load_fixture: Loader) -> None:
-    route = respx.post(NODE_URL).respond(json=load_fixture("account_info"))
+async def test_account_info_parses_fixture(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.respond(Reply.json(load_fixture("account_info")))
 
     info = await client.account_info(ACCOUNT)
 
@@ -68,24 +69,28 @@ async def test_account_info_parses_fixture(client: NodeClient, load_fixture: Loa
     assert info.confirmed_height == 33
     assert info.block_count == 33
     assert info.representative == "ban_3pczxuorp48td8645bs3m6c3xotxd3idskrenmi65rbrga5zmkemzhwkaznh"
-    request = sent_json(route)
+    request = scripted_node.requests[-1]
     assert request["action"] == "account_info"
     assert request["representative"] == "true"
     assert request["include_confirmed"] == "true"
 
 
-@respx.mock
-async def test_account_info_unopened_raises(client: NodeClient, load_fixture: Loader) -> None:
-    respx.post(NODE_URL).respond(json=load_fixture("account_info_unopened"))
+async def test_account_info_unopened_raises(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.respond(Reply.json(load_fixture("account_info_unopened")))
 
     with pytest.raises(AccountNotFoundError):
         await client.account_info(ACCOUNT)
 
 
-@respx.mock
-async def test_account_info_without_confirmed_fields(client: NodeClient) -> None:
-    respx.post(NODE_URL).respond(
-        json={"frontier": BLOCK_HASH, "balance": "5", "block_count": "2", "open_block": BLOCK_HASH}
+async def test_account_info_without_confirmed_fields(
+    client: NodeClient, scripted_node: ScriptedNode
+) -> None:
+    scripted_node.respond(
+        Reply.json(
+            {"frontier": BLOCK_HASH, "balance": "5", "block_count": "2", "open_block": BLOCK_HASH}
+        )
     )
 
     info = await client.account_info(ACCOUNT)
@@ -96,10 +101,11 @@ async def test_account_info_without_confirmed_fields(client: NodeClient) -> None
     assert info.representative is None
 
 
-@respx.mock
-async def test_amount_beyond_float_precision_is_exact(client: NodeClient) -> None:
-    respx.post(NODE_URL).respond(
-        json={"balance": "340282366920938463463374607431768211455", "receivable": "1"}
+async def test_amount_beyond_float_precision_is_exact(
+    client: NodeClient, scripted_node: ScriptedNode
+) -> None:
+    scripted_node.respond(
+        Reply.json({"balance": "340282366920938463463374607431768211455", "receivable": "1"})
     )
 
     balance = await client.account_balance(ACCOUNT)
@@ -108,26 +114,29 @@ async def test_amount_beyond_float_precision_is_exact(client: NodeClient) -> Non
     assert balance.receivable_raw == 1
 
 
-@respx.mock
-async def test_account_balance_reads_older_pending_key(client: NodeClient) -> None:
-    respx.post(NODE_URL).respond(json={"balance": "10", "pending": "3"})
+async def test_account_balance_reads_older_pending_key(
+    client: NodeClient, scripted_node: ScriptedNode
+) -> None:
+    scripted_node.respond(Reply.json({"balance": "10", "pending": "3"}))
 
     balance = await client.account_balance(ACCOUNT)
 
     assert balance.receivable_raw == 3
 
 
-@respx.mock
-async def test_malformed_amount_is_unavailable(client: NodeClient) -> None:
-    respx.post(NODE_URL).respond(json={"balance": "1.5e30", "receivable": "0"})
+async def test_malformed_amount_is_unavailable(
+    client: NodeClient, scripted_node: ScriptedNode
+) -> None:
+    scripted_node.respond(Reply.json({"balance": "1.5e30", "receivable": "0"}))
 
     with pytest.raises(NodeUnavailableError):
         await client.account_balance(ACCOUNT)
 
 
-@respx.mock
-async def test_block_info_parses_fixture(client: NodeClient, load_fixture: Loader) -> None:
-    route = respx.post(NODE_URL).respond(json=block_info_body(load_fixture))
+async def test_block_info_parses_fixture(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.respond(Reply.json(block_info_body(load_fixture)))
 
     info = await client.block_info(BLOCK_HASH)
 
@@ -140,32 +149,33 @@ async def test_block_info_parses_fixture(client: NodeClient, load_fixture: Loade
     assert info.successor is None
     assert info.block.signature == SIGNATURE
     assert info.block.work == WORK
-    assert sent_json(route)["json_block"] == "true"
+    assert scripted_node.requests[-1]["json_block"] == "true"
 
 
-@respx.mock
 async def test_block_info_with_other_block_is_rejected(
-    client: NodeClient, load_fixture: Loader
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
 ) -> None:
     body = block_info_body(load_fixture)
     body["contents"]["balance"] = "1"
-    respx.post(NODE_URL).respond(json=body)
+    scripted_node.respond(Reply.json(body))
 
     with pytest.raises(NodeUnavailableError):
         await client.block_info(BLOCK_HASH)
 
 
-@respx.mock
-async def test_block_info_missing_raises(client: NodeClient, load_fixture: Loader) -> None:
-    respx.post(NODE_URL).respond(json=load_fixture("block_info_missing"))
+async def test_block_info_missing_raises(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.respond(Reply.json(load_fixture("block_info_missing")))
 
     with pytest.raises(BlockNotFoundError):
         await client.block_info(BLOCK_HASH)
 
 
-@respx.mock
-async def test_receivable_parses_fixture(client: NodeClient, load_fixture: Loader) -> None:
-    route = respx.post(NODE_URL).respond(json=load_fixture("receivable"))
+async def test_receivable_parses_fixture(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.respond(Reply.json(load_fixture("receivable")))
 
     blocks = await client.receivable(ACCOUNT, 50, threshold_raw=1)
 
@@ -174,61 +184,63 @@ async def test_receivable_parses_fixture(client: NodeClient, load_fixture: Loade
             5000000000000000000000000000000
         )
     }
-    request = sent_json(route)
+    request = scripted_node.requests[-1]
     assert request["count"] == "50"
     assert request["threshold"] == "1"
     assert request["source"] == "true"
 
 
-@respx.mock
-async def test_receivable_empty_string_is_empty(client: NodeClient) -> None:
-    respx.post(NODE_URL).respond(json={"blocks": ""})
+async def test_receivable_empty_string_is_empty(
+    client: NodeClient, scripted_node: ScriptedNode
+) -> None:
+    scripted_node.respond(Reply.json({"blocks": ""}))
 
     assert await client.receivable(ACCOUNT, 10) == {}
 
 
-@respx.mock
-async def test_receivable_threshold_shape(client: NodeClient) -> None:
-    respx.post(NODE_URL).respond(json={"blocks": {BLOCK_HASH: "7"}})
+async def test_receivable_threshold_shape(client: NodeClient, scripted_node: ScriptedNode) -> None:
+    scripted_node.respond(Reply.json({"blocks": {BLOCK_HASH: "7"}}))
 
     assert await client.receivable(ACCOUNT, 10) == {BLOCK_HASH: 7}
 
 
-@respx.mock
-async def test_receivable_falls_back_to_pending(client: NodeClient) -> None:
-    route = respx.post(NODE_URL).mock(
-        side_effect=[
-            httpx.Response(200, json={"error": "Unknown command"}),
-            httpx.Response(200, json={"blocks": {BLOCK_HASH: {"amount": "9", "source": ACCOUNT}}}),
-        ]
+async def test_receivable_falls_back_to_pending(
+    client: NodeClient, scripted_node: ScriptedNode
+) -> None:
+    scripted_node.queue(
+        Reply.json({"error": "Unknown command"}),
+        Reply.json({"blocks": {BLOCK_HASH: {"amount": "9", "source": ACCOUNT}}}),
     )
 
     assert await client.receivable(ACCOUNT, 10) == {BLOCK_HASH: 9}
-    assert [sent_json(route, i)["action"] for i in range(2)] == ["receivable", "pending"]
+    assert [request["action"] for request in scripted_node.requests] == ["receivable", "pending"]
 
 
-@respx.mock
-async def test_account_history_parses_raw_entries(client: NodeClient) -> None:
-    route = respx.post(NODE_URL).respond(
-        json={
-            "account": ACCOUNT,
-            "history": [
-                {
-                    "type": "state",
-                    "subtype": "send",
-                    "account": ACCOUNT,
-                    "amount": "100",
-                    "balance": "900",
-                    "previous": BLOCK_HASH,
-                    "link": BLOCK_HASH,
-                    "representative": ACCOUNT,
-                    "local_timestamp": "1764800400",
-                    "height": "2",
-                    "hash": BLOCK_HASH,
-                    "confirmed": "false",
-                }
-            ],
-        }
+async def test_account_history_parses_raw_entries(
+    client: NodeClient, scripted_node: ScriptedNode
+) -> None:
+    scripted_node.respond(
+        Reply.json(
+            {
+                "account": ACCOUNT,
+                "history": [
+                    {
+                        "type": "state",
+                        "subtype": "send",
+                        "account": ACCOUNT,
+                        "amount": "100",
+                        "balance": "900",
+                        "previous": BLOCK_HASH,
+                        "link": BLOCK_HASH,
+                        "representative": ACCOUNT,
+                        "local_timestamp": "1764800400",
+                        "height": "2",
+                        "hash": BLOCK_HASH,
+                        "confirmed": "false",
+                    }
+                ],
+            }
+        )
     )
 
     entries = await client.account_history(ACCOUNT, 5, head=BLOCK_HASH)
@@ -239,25 +251,27 @@ async def test_account_history_parses_raw_entries(client: NodeClient) -> None:
     assert entries[0].balance_raw == 900
     assert entries[0].confirmed is False
     assert entries[0].height == 2
-    request = sent_json(route)
+    request = scripted_node.requests[-1]
     assert request["raw"] == "true"
     assert request["head"] == BLOCK_HASH
 
 
-@respx.mock
-async def test_account_history_empty_string_is_empty(client: NodeClient) -> None:
-    respx.post(NODE_URL).respond(json={"account": ACCOUNT, "history": ""})
+async def test_account_history_empty_string_is_empty(
+    client: NodeClient, scripted_node: ScriptedNode
+) -> None:
+    scripted_node.respond(Reply.json({"account": ACCOUNT, "history": ""}))
 
     assert await client.account_history(ACCOUNT, 5) == []
 
 
-@respx.mock
-async def test_process_returns_hash(client: NodeClient, load_fixture: Loader) -> None:
-    route = respx.post(NODE_URL).respond(json=load_fixture("process_ok"))
+async def test_process_returns_hash(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.respond(Reply.json(load_fixture("process_ok")))
     block = fixture_block(load_fixture)
 
     assert await client.process(block) == BLOCK_HASH
-    request = sent_json(route)
+    request = scripted_node.requests[-1]
     assert request["action"] == "process"
     assert request["subtype"] == "send"
     assert request["json_block"] == "true"
@@ -265,149 +279,154 @@ async def test_process_returns_hash(client: NodeClient, load_fixture: Loader) ->
     assert "do_work" not in request
 
 
-@respx.mock
-async def test_process_do_work_flag(client: NodeClient, load_fixture: Loader) -> None:
-    route = respx.post(NODE_URL).respond(json=load_fixture("process_ok"))
+async def test_process_do_work_flag(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.respond(Reply.json(load_fixture("process_ok")))
     block = fixture_block(load_fixture)
 
     await client.process(block, do_work=True)
 
-    assert sent_json(route)["do_work"] is True
+    assert scripted_node.requests[-1]["do_work"] is True
 
 
-@respx.mock
-async def test_process_other_hash_is_unavailable(client: NodeClient, load_fixture: Loader) -> None:
-    respx.post(NODE_URL).respond(json={"hash": "0" * 64})
+async def test_process_other_hash_is_unavailable(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.respond(Reply.json({"hash": "0" * 64}))
 
     with pytest.raises(NodeUnavailableError):
         await client.process(fixture_block(load_fixture))
 
 
-@respx.mock
 @pytest.mark.parametrize(
     ("name", "error_class"),
     [("old_block", OldBlockError), ("fork", ForkError), ("control_disabled", ControlDisabledError)],
 )
 async def test_process_error_bodies_raise(
-    client: NodeClient, load_fixture: Loader, name: str, error_class: type[Exception]
+    client: NodeClient,
+    scripted_node: ScriptedNode,
+    load_fixture: Loader,
+    name: str,
+    error_class: type[Exception],
 ) -> None:
-    route = respx.post(NODE_URL).respond(json=load_fixture("process_errors")[name])
+    scripted_node.respond(Reply.json(load_fixture("process_errors")[name]))
 
     with pytest.raises(error_class):
         await client.process(fixture_block(load_fixture))
-    assert route.call_count == 1
+    assert scripted_node.call_count == 1
 
 
-@respx.mock
-async def test_process_is_not_retried(client: NodeClient, load_fixture: Loader) -> None:
-    route = respx.post(NODE_URL).respond(status_code=502)
+async def test_process_is_not_retried(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.respond(Reply(status=502))
 
     with pytest.raises(NodeUnavailableError):
         await client.process(fixture_block(load_fixture))
-    assert route.call_count == 1
+    assert scripted_node.call_count == 1
 
 
-@respx.mock
-async def test_read_retried_after_5xx(client: NodeClient, load_fixture: Loader) -> None:
-    route = respx.post(NODE_URL).mock(
-        side_effect=[
-            httpx.Response(503),
-            httpx.ConnectError("refused"),
-            httpx.Response(200, json=load_fixture("account_info")),
-        ]
+async def test_read_retried_after_5xx(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.queue(
+        Reply(status=503), Reply.dropped(), Reply.json(load_fixture("account_info"))
     )
 
     info = await client.account_info(ACCOUNT)
 
     assert info.block_count == 33
-    assert route.call_count == 3
+    assert scripted_node.call_count == 3
 
 
-@respx.mock
-async def test_read_gives_up_after_attempts(client: NodeClient) -> None:
-    route = respx.post(NODE_URL).respond(status_code=500)
+async def test_read_gives_up_after_attempts(
+    client: NodeClient, scripted_node: ScriptedNode
+) -> None:
+    scripted_node.respond(Reply(status=500))
 
     with pytest.raises(NodeUnavailableError):
         await client.account_info(ACCOUNT)
-    assert route.call_count == 3
+    assert scripted_node.call_count == 3
 
 
-@respx.mock
-async def test_node_error_reply_not_retried(client: NodeClient) -> None:
-    route = respx.post(NODE_URL).respond(json={"error": "Account not found"})
+async def test_node_error_reply_not_retried(
+    client: NodeClient, scripted_node: ScriptedNode
+) -> None:
+    scripted_node.respond(Reply.json({"error": "Account not found"}))
 
     with pytest.raises(AccountNotFoundError):
         await client.account_info(ACCOUNT)
-    assert route.call_count == 1
+    assert scripted_node.call_count == 1
 
 
-@respx.mock
-async def test_timeout_maps_to_timeout_error(client: NodeClient, load_fixture: Loader) -> None:
-    respx.post(NODE_URL).mock(side_effect=httpx.ReadTimeout("slow"))
+async def test_timeout_maps_to_timeout_error(
+    fast_timeout_client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.respond(Reply(delay_seconds=30.0))
 
     with pytest.raises(NodeTimeoutError):
-        await client.process(fixture_block(load_fixture))
+        await fast_timeout_client.process(fixture_block(load_fixture))
 
 
-@respx.mock
 @pytest.mark.parametrize(
-    "response",
+    "reply",
     [
-        httpx.Response(200, text="<html>proxy error</html>"),
-        httpx.Response(200, json=["not", "an", "object"]),
-        httpx.Response(200, content=b'{"hash": "E2FB'),
+        Reply(body=b"<html>proxy error</html>", headers=(("Content-Type", "text/html"),)),
+        Reply.json(["not", "an", "object"]),
+        Reply(body=b'{"hash": "E2FB'),
     ],
+    ids=["html", "array", "truncated"],
 )
 async def test_malformed_reply_is_unavailable(
-    client: NodeClient, load_fixture: Loader, response: httpx.Response
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader, reply: Reply
 ) -> None:
-    respx.post(NODE_URL).mock(return_value=response)
+    scripted_node.respond(reply)
 
     with pytest.raises(NodeUnavailableError):
         await client.process(fixture_block(load_fixture))
 
 
-@respx.mock
-async def test_work_generate_parses_fixture(client: NodeClient, load_fixture: Loader) -> None:
-    route = respx.post(NODE_URL).respond(json=load_fixture("work_generate"))
+async def test_work_generate_parses_fixture(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.respond(Reply.json(load_fixture("work_generate")))
     root = "6CDDA48608C7843A0AC1122BDD46D9E20E21190986B19EAC23E7F33F2E6A6766"
 
     assert await client.work_generate(root, "fffffe0000000000") == "05ffdb3ffe19eaff"
-    request = sent_json(route)
+    request = scripted_node.requests[-1]
     assert request["hash"] == root
     assert request["difficulty"] == "fffffe0000000000"
 
 
-@respx.mock
-async def test_send_passes_id_and_amount_text(client: NodeClient, load_fixture: Loader) -> None:
-    route = respx.post(NODE_URL).respond(json=load_fixture("send_node_wallet"))
+async def test_send_passes_id_and_amount_text(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.respond(Reply.json(load_fixture("send_node_wallet")))
     destination = "ban_33t5by1653nt196hfwm5q3wq7oxtaix97r7bhox5zn8eratrzoqsny49ftsd"
 
     block_hash = await client.send("wallet-1", ACCOUNT, destination, 21 * 10**28, "payout-1")
 
     assert block_hash == BLOCK_HASH
-    request = sent_json(route)
+    request = scripted_node.requests[-1]
     assert request["amount"] == "210000000000000000000000000000"
     assert request["id"] == "payout-1"
     assert request["wallet"] == "wallet-1"
 
 
-@respx.mock
-async def test_unknown_error_text_is_typed(client: NodeClient) -> None:
-    respx.post(NODE_URL).respond(json={"error": "Something new"})
+async def test_unknown_error_text_is_typed(client: NodeClient, scripted_node: ScriptedNode) -> None:
+    scripted_node.respond(Reply.json({"error": "Something new"}))
 
     with pytest.raises(UnknownNodeError) as caught:
         await client.account_info(ACCOUNT)
     assert caught.value.node_text == "Something new"
 
 
-@respx.mock
-async def test_logs_omit_block_and_wallet(client: NodeClient, load_fixture: Loader) -> None:
-    respx.post(NODE_URL).mock(
-        side_effect=[
-            httpx.Response(200, json=load_fixture("process_ok")),
-            httpx.Response(200, json=load_fixture("send_node_wallet")),
-        ]
+async def test_logs_omit_block_and_wallet(
+    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+) -> None:
+    scripted_node.queue(
+        Reply.json(load_fixture("process_ok")), Reply.json(load_fixture("send_node_wallet"))
     )
     destination = "ban_33t5by1653nt196hfwm5q3wq7oxtaix97r7bhox5zn8eratrzoqsny49ftsd"
 

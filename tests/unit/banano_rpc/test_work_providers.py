@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
-import httpx
 import pytest
-import respx
 
 from core.banano.rpc import NodeClient
 from core.banano.rpc_errors import NodeUnavailableError
@@ -21,12 +18,12 @@ from core.banano.work_providers import (
     WorkUnavailableError,
     difficulty_hex,
 )
-from tests.unit.banano_rpc.helpers_rpc import NODE_URL
+from core.integrations import create_http_client
+from tests.unit.banano_rpc.helpers_rpc import Reply, ScriptedNode
 
 THRESHOLD = 0xFFF0000000000000
 ROOT = "6CDDA48608C7843A0AC1122BDD46D9E20E21190986B19EAC23E7F33F2E6A6766"
 OTHER_ROOT = "E2FB233EF4554077A7BF1AA85851D5BF0B36965D2B0FB504B2BC778AB89917D3"
-WORK_SERVER_URL = "http://127.0.0.1:7076/"
 
 
 def valid_work(root: str) -> str:
@@ -231,46 +228,62 @@ async def test_cache_close_cancels_tasks() -> None:
     assert provider.roots == [ROOT, ROOT]
 
 
-@respx.mock
-async def test_work_server_request_and_reply() -> None:
-    route = respx.post(WORK_SERVER_URL).respond(json={"work": valid_work(ROOT).upper()})
+async def test_work_server_request_and_reply(scripted_node: ScriptedNode) -> None:
+    scripted_node.respond(Reply.json({"work": valid_work(ROOT).upper()}))
 
-    async with httpx.AsyncClient() as http:
-        work = await WorkServerProvider(WORK_SERVER_URL, http).generate(ROOT, THRESHOLD)
+    async with create_http_client() as http:
+        work = await WorkServerProvider(scripted_node.base_url, http).generate(ROOT, THRESHOLD)
 
     assert work == work.lower()
     assert is_valid_work(ROOT, work, THRESHOLD)
-    request = json.loads(route.calls[0].request.content)
+    request = scripted_node.requests[0]
     assert request == {"action": "work_generate", "hash": ROOT, "difficulty": "fff0000000000000"}
 
 
-@respx.mock
 @pytest.mark.parametrize(
-    "response",
+    "reply",
     [
-        httpx.Response(200, json={"error": "Cancelled"}),
-        httpx.Response(200, json={"work": "xyz"}),
-        httpx.Response(500),
-        httpx.Response(200, text="not json"),
+        Reply.json({"error": "Cancelled"}),
+        Reply.json({"work": "xyz"}),
+        Reply(status=500),
+        Reply(body=b"not json"),
     ],
+    ids=["error", "bad-work", "status-500", "not-json"],
 )
-async def test_work_server_failures_raise(response: httpx.Response) -> None:
-    respx.post(WORK_SERVER_URL).mock(return_value=response)
+async def test_work_server_failures_raise(scripted_node: ScriptedNode, reply: Reply) -> None:
+    scripted_node.respond(reply)
 
-    async with httpx.AsyncClient() as http:
+    async with create_http_client() as http:
         with pytest.raises(WorkUnavailableError):
-            await WorkServerProvider(WORK_SERVER_URL, http).generate(ROOT, THRESHOLD)
+            await WorkServerProvider(scripted_node.base_url, http).generate(ROOT, THRESHOLD)
 
 
-@respx.mock
-async def test_node_provider_sends_difficulty() -> None:
+async def test_node_provider_sends_difficulty(scripted_node: ScriptedNode) -> None:
     work = valid_work(ROOT)
-    route = respx.post(NODE_URL).respond(json={"work": work, "hash": ROOT})
+    scripted_node.respond(Reply.json({"work": work, "hash": ROOT}))
 
-    async with NodeClient(NODE_URL) as node:
+    async with NodeClient(scripted_node.base_url) as node:
         assert await NodeWorkProvider(node).generate(ROOT, THRESHOLD) == work
 
-    assert json.loads(route.calls[0].request.content)["difficulty"] == "fff0000000000000"
+    assert scripted_node.requests[0]["difficulty"] == "fff0000000000000"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Reply(status=503), Reply.dropped(), Reply(body=b"not json"), Reply(delay_seconds=30.0)],
+    ids=["status-503", "dropped", "not-json", "slow"],
+)
+async def test_fallback_passes_node_failures(scripted_node: ScriptedNode, reply: Reply) -> None:
+    scripted_node.respond(reply)
+    working = FakeProvider()
+
+    async with NodeClient(scripted_node.base_url, work_timeout_seconds=0.2) as node:
+        chain = FallbackWorkProvider([NodeWorkProvider(node), working], 5.0)
+        work = await chain.generate(ROOT, THRESHOLD)
+
+    assert is_valid_work(ROOT, work, THRESHOLD)
+    assert working.roots == [ROOT]
+    assert scripted_node.call_count == 1
 
 
 def test_difficulty_hex_pads() -> None:
