@@ -11,9 +11,11 @@ payout's claims are released.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Accrual, AccrualStatus, Payout, PayoutAccrual
@@ -32,15 +34,64 @@ async def claim_accruals(session: AsyncSession, payout_id: int, accrual_ids: Ite
     return len(claimed)
 
 
-async def claim_accruals_of(
-    session: AsyncSession, payout_id: int, player_id: int, accrual_ids: Iterable[int]
-) -> dict[int, int]:
-    """Claim as `claim_accruals` does, for a payout of `player_id`, without recording it.
+@dataclass(frozen=True)
+class ClaimRequest:
+    """The accruals that one payout of `player_id` is to claim."""
 
-    Returns the amount in raw of each accrual claimed, by id. The caller records the claims
-    with `record_claims`, for several payouts in one statement.
+    payout_id: int
+    player_id: int
+    accrual_ids: Sequence[int]
+
+
+async def claim_accruals_for(
+    session: AsyncSession, requests: Sequence[ClaimRequest]
+) -> dict[int, dict[int, int]]:
+    """Claim as `claim_accruals` does, for several payouts in two statements, unrecorded.
+
+    Returns a mapping from payout id to the accruals that the payout now claims, each accrual
+    id mapped to its amount in raw. A payout that claimed nothing maps to an empty mapping.
+    The caller compares them with its requests and records the claims with `record_claims`.
+
+    One UPDATE runs once per accrual (executemany), then one SELECT reads back which accruals
+    point at these payouts. Reading back, instead of counting updated rows, works the same on
+    both databases, because asyncpg's executemany returns no row count.
     """
-    return await _claim(session, payout_id, player_id, accrual_ids)
+    payout_ids = [claim.payout_id for claim in requests]
+    if len(set(payout_ids)) != len(payout_ids):
+        raise ValueError("Each payout may appear only once in a batch of claims.")
+    rows = [
+        {
+            "claimed_accrual": accrual_id,
+            "claiming_payout": claim.payout_id,
+            "payout_player": claim.player_id,
+        }
+        for claim in requests
+        for accrual_id in sorted(set(claim.accrual_ids))
+    ]
+    claimed: dict[int, dict[int, int]] = {payout_id: {} for payout_id in payout_ids}
+    if not rows:
+        return claimed
+    connection = await session.connection()
+    await connection.execute(
+        update(Accrual)
+        .where(
+            Accrual.id == bindparam("claimed_accrual"),
+            Accrual.payout_id.is_(None),
+            Accrual.status == AccrualStatus.OPEN,
+            Accrual.player_id == bindparam("payout_player"),
+        )
+        .values(payout_id=bindparam("claiming_payout")),
+        rows,
+    )
+    result = await connection.execute(
+        select(Accrual.payout_id, Accrual.id, Accrual.amount_raw).where(
+            Accrual.payout_id.in_(payout_ids)
+        )
+    )
+    for payout_id, accrual_id, amount_raw in result:
+        # The IN condition leaves out accruals with no payout.
+        claimed[cast(int, payout_id)][accrual_id] = amount_raw
+    return claimed
 
 
 async def record_claims(session: AsyncSession, claims: Mapping[int, Iterable[int]]) -> None:

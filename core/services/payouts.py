@@ -29,7 +29,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.claims import claim_accruals_of, record_claims, release_claims
+from core.db.claims import ClaimRequest, claim_accruals_for, record_claims, release_claims
 from core.db.models import (
     FINAL_PAYOUT_STATES,
     Accrual,
@@ -139,8 +139,8 @@ async def create_payouts(
     amount is its kills times the parent's raw per kill, and the payout claims the first
     child. Raises `ClaimConflictError` when any planned accrual is no longer open and
     unclaimed, or the claimed amounts do not add up to a payout's amount; the caller's
-    transaction must then roll back. The payouts are inserted in one statement, each claim
-    is one statement, and the claim records and audit entries are one statement each.
+    transaction must then roll back. The payouts are inserted in one statement, the claims
+    take two, and the claim records and audit entries are one statement each.
     """
     claim_ids: list[list[int]] = []
     for new in news:
@@ -153,10 +153,17 @@ async def create_payouts(
     session.add_all(payouts)
     await session.flush()
 
+    claimed_by_payout = await claim_accruals_for(
+        session,
+        [
+            ClaimRequest(payout.id, new.player_id, ids)
+            for new, payout, ids in zip(news, payouts, claim_ids, strict=True)
+        ],
+    )
     claims: dict[int, list[int]] = {}
     for new, payout, ids in zip(news, payouts, claim_ids, strict=True):
-        claimed = await claim_accruals_of(session, payout.id, new.player_id, ids)
-        if len(claimed) != len(set(ids)):
+        claimed = claimed_by_payout[payout.id]
+        if claimed.keys() != set(ids):
             raise ClaimConflictError()
         claimed_raw = sum(claimed.values())
         if claimed_raw != payout.amount_raw:
@@ -169,7 +176,7 @@ async def create_payouts(
                 claimed_raw=claimed_raw,
             )
             raise ClaimConflictError()
-        claims[payout.id] = list(claimed)
+        claims[payout.id] = sorted(claimed)
         record_audit(
             session,
             action="payout_dry_run" if new.dry_run else "payout_created",

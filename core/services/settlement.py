@@ -10,11 +10,12 @@ or above the floor. Players not reached roll over to the next run.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import random
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -150,6 +151,37 @@ class SettlementReport:
     skipped: Counter[str] = field(default_factory=Counter)
     operator_balance_raw: int | None = None
     reconcile: ReconcileReport | None = None
+
+
+class _LivePlans:
+    """The plans of one chunk of a live run and the payouts created from them but not sent."""
+
+    def __init__(self, plans: Sequence[tuple[Candidate, ClaimPlan]], available_raw: int) -> None:
+        self._plans = plans
+        self._position = 0
+        self.available_raw = available_raw
+        # (payout id, amount in raw) in id order, which is the order their blocks are chained.
+        self.created: deque[tuple[int, int]] = deque()
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether every plan was used or skipped."""
+        return self._position >= len(self._plans)
+
+    def next_plans(self) -> Iterator[tuple[Candidate, ClaimPlan]]:
+        """Yield the plans not used yet; each one yielded counts as used."""
+        while self._position < len(self._plans):
+            plan = self._plans[self._position]
+            self._position += 1
+            yield plan
+
+    def take(self, count: int) -> list[tuple[int, int]]:
+        """Remove and return up to `count` created payouts, the oldest first."""
+        return [self.created.popleft() for _ in range(min(count, len(self.created)))]
+
+    def take_all(self) -> list[tuple[int, int]]:
+        """Remove and return every created payout."""
+        return self.take(len(self.created))
 
 
 class SettlementService:
@@ -445,62 +477,59 @@ class SettlementService:
     ) -> int | None:
         """Create and send payouts in growing batches; None means the run must stop here.
 
-        Each batch starts with the checks a single payout needs (stop, pause, balance, lock),
-        commits its payouts in one transaction and sends them with `send_many`. The first
-        batch holds one payout, and a batch twice as large follows only a batch that the
-        node accepted whole, so a node that refuses blocks costs one payout, not a batch.
+        Payouts are created one batch ahead: while a batch is signed and submitted, the next
+        one is committed, so the database work overlaps the node's. Each creation starts
+        with the checks a single payout needs (stop, pause, balance, lock), and the pause and
+        the lock are checked again before a batch is signed. Sends hold 1, 2, 4 ... payouts,
+        and a send twice as large follows only a send that the node accepted whole, so a
+        node that refuses blocks costs one payout, not a batch. Payouts created but not sent
+        when the run stops are failed as unsent, which frees their accruals for a later run.
         """
         assert self._processor is not None
-        floor_raw = self.policy.min_operator_balance_raw
         # The node-wallet sender sends one payout at a time, and a payout it never tried is
         # indistinguishable from one whose send was lost, so its batches stay at one.
         batch_limit = SEND_BATCH_LIMIT if self._processor.signs_locally else 1
-        position = 0
-        while position < len(plans):
-            stop_reason = await self._batch_stop_reason(report, holder)
-            if stop_reason is not None:
-                report.stop_reason = stop_reason
-                return None
-            # The balance may have dropped since the last send (another wallet, a send not
-            # counted yet), so it is read again before each batch.
-            fresh_raw = await self._fresh_available_raw()
-            if fresh_raw is None:
-                report.stop_reason = (
-                    "The operator balance could not be read from the Banano node; the "
-                    "remaining players roll over."
-                )
-                return None
-            available_raw = fresh_raw
+        live = _LivePlans(plans, available_raw)
+        while True:
+            if not live.created:
+                if live.exhausted:
+                    return live.available_raw
+                stop_reason = await self._create_batch(live, report, holder, self._send_batch_size)
+                if stop_reason is not None:
+                    report.stop_reason = stop_reason
+                    return None
+                if not live.created:
+                    return live.available_raw
 
-            batch: list[tuple[Candidate, ClaimPlan]] = []
-            while position < len(plans) and len(batch) < self._send_batch_size:
-                candidate, plan = plans[position]
-                position += 1
-                if available_raw - plan.amount_raw < floor_raw:
-                    report.skipped[SkipReason.FLOOR] += 1
-                    continue
-                available_raw -= plan.amount_raw
-                batch.append((candidate, plan))
-            if not batch:
-                continue
-
-            created = await self._create_live_payouts(batch, report)
-            for payout_id, _ in created:
-                await self.after_step("created", payout_id)
-            report.payout_ids.extend(payout_id for payout_id, _ in created)
+            batch = live.take(self._send_batch_size)
             # A pause or a lost lock that came while the batch was created stops it before
             # anything is signed, so its payouts fail without having been sent. A shutdown
-            # lets the batch in flight finish.
+            # lets the batch finish.
             stop_reason = await self._batch_stop_reason(report, holder, shutdown=False)
             if stop_reason is not None:
-                for payout_id, _ in created:
-                    await self._processor.fail_unsent(payout_id, stop_reason)
+                await self._fail_unsent([*batch, *live.take_all()], stop_reason)
                 report.stop_reason = stop_reason
                 return None
 
-            actions = await self._processor.send_many([payout_id for payout_id, _ in created])
+            next_size = min(self._send_batch_size * 2, batch_limit)
+            ahead: asyncio.Task[str | None] | None = None
+            if not live.exhausted and len(live.created) < next_size:
+                ahead = asyncio.create_task(
+                    self._create_batch(live, report, holder, next_size - len(live.created))
+                )
+            try:
+                actions = await self._processor.send_many([payout_id for payout_id, _ in batch])
+            except BaseException:
+                if ahead is not None:
+                    # Its payouts, if it committed them, stay pending unsigned; the next
+                    # run's reconciliation fails them as never sent.
+                    ahead.cancel()
+                    await asyncio.gather(ahead, return_exceptions=True)
+                raise
+            ahead_stop = None if ahead is None else await ahead
+
             unknown_id: int | None = None
-            for (payout_id, amount_raw), action in zip(created, actions, strict=False):
+            for (payout_id, amount_raw), action in zip(batch, actions, strict=False):
                 if action is PayoutAction.SUBMITTED:
                     report.paid_raw += amount_raw
                 elif action is not PayoutAction.FAILED and unknown_id is None:
@@ -513,12 +542,65 @@ class SettlementService:
                     "before sending more."
                 )
                 log.warning("settlement_stopped_unknown_send", payout_id=unknown_id)
+                # The processor has settled the rest of this batch. The payouts created ahead
+                # were never signed, so they fail unsent.
+                await self._fail_unsent(live.take_all(), report.stop_reason)
                 return None
             if all(action is PayoutAction.SUBMITTED for action in actions):
-                self._send_batch_size = min(self._send_batch_size * 2, batch_limit)
+                self._send_batch_size = next_size
             else:
                 self._send_batch_size = 1
-        return available_raw
+            if ahead_stop is not None:
+                await self._fail_unsent(live.take_all(), ahead_stop)
+                report.stop_reason = ahead_stop
+                return None
+
+    async def _create_batch(
+        self, live: _LivePlans, report: SettlementReport, holder: str, size: int
+    ) -> str | None:
+        """Create up to `size` live payouts from the next plans; return a stop reason or None.
+
+        The payouts join `live.created`. A plan whose payout would take the balance below the
+        floor is skipped.
+        """
+        stop_reason = await self._batch_stop_reason(report, holder)
+        if stop_reason is not None:
+            return stop_reason
+        # The balance may have dropped since the last send (another wallet, a send not
+        # counted yet), so it is read again before each batch. Payouts already created count
+        # as in flight, so the batches ahead are covered too.
+        fresh_raw = await self._fresh_available_raw()
+        if fresh_raw is None:
+            return (
+                "The operator balance could not be read from the Banano node; the "
+                "remaining players roll over."
+            )
+        available_raw = fresh_raw
+        floor_raw = self.policy.min_operator_balance_raw
+        batch: list[tuple[Candidate, ClaimPlan]] = []
+        for candidate, plan in live.next_plans():
+            if available_raw - plan.amount_raw < floor_raw:
+                report.skipped[SkipReason.FLOOR] += 1
+                continue
+            available_raw -= plan.amount_raw
+            batch.append((candidate, plan))
+            if len(batch) >= size:
+                break
+        live.available_raw = available_raw
+        if not batch:
+            return None
+
+        created = await self._create_live_payouts(batch, report)
+        for payout_id, _ in created:
+            await self.after_step("created", payout_id)
+        report.payout_ids.extend(payout_id for payout_id, _ in created)
+        live.created.extend(created)
+        return None
+
+    async def _fail_unsent(self, created: Sequence[tuple[int, int]], reason: str) -> None:
+        assert self._processor is not None
+        for payout_id, _ in created:
+            await self._processor.fail_unsent(payout_id, reason)
 
     async def _batch_stop_reason(
         self, report: SettlementReport, holder: str, *, shutdown: bool = True

@@ -11,13 +11,14 @@ signature, work, frontier and balance of every block. Then one settlement runs w
 `batch_size` set to `--payouts`, built the way the bot builds it: the local signer with work
 from the node's `work_generate` at the low `--threshold`, the default caps, random order, and
 JSON logging at INFO into /dev/null.
-Payouts are paid in batches, as the bot pays them: each batch is committed with its claims,
-its chain of blocks is signed and stored, and only then are the blocks submitted, in order,
-and recorded as submitted, as the money rules require.
+Payouts are paid in batches, as the bot pays them: each batch is committed with its claims
+(the next one while the one before is submitted), its chain of blocks is signed and stored,
+and only then are the blocks submitted, in order, and recorded as submitted, as the money
+rules require.
 
 Reported per run: payouts per second over the whole run and over the paying phase, the time
-before the first payout (lock, reconciliation, candidate selection), the batch sizes and the
-time of each phase of a batch, the confirmation pass that follows, and checks that the
+before the first payout (lock, reconciliation, candidate selection), the send sizes and the
+time of each phase of a send, the confirmation pass that follows, and checks that the
 ledger and the database agree. The time per payout with local work at the real threshold
 is estimated from tests/benchmarks/results/banano_primitives.json. Writes
 tests/benchmarks/results/settlement.json; `--profile` also prints the functions that
@@ -93,17 +94,17 @@ class StepClock:
         self.at[step][payout_id] = time.perf_counter()
         self.order.append((step, payout_id))
 
-    def batches(self) -> list[list[int]]:
-        """The payout ids of each batch: the payouts created together, before any signing."""
-        batches: list[list[int]] = []
+    def sends(self) -> list[list[int]]:
+        """The payout ids of each send: the payouts whose blocks were stored together."""
+        sends: list[list[int]] = []
         previous_step = ""
         for step, payout_id in self.order:
-            if step == "created":
-                if previous_step != "created":
-                    batches.append([])
-                batches[-1].append(payout_id)
+            if step == "signed":
+                if previous_step != "signed":
+                    sends.append([])
+                sends[-1].append(payout_id)
             previous_step = step
-        return batches
+        return sends
 
 
 def bench_settings(
@@ -167,40 +168,41 @@ async def build_settlement(
 
 
 def phase_summaries(steps: StepClock, started: float) -> dict[str, Any]:
-    """Split the run into its batches and each batch into its committed steps.
+    """Split the run into its sends and each send into its committed steps.
 
-    A batch is created in one transaction, its chain of blocks signed and stored in another,
-    submitted block by block, and recorded as submitted in a third. Each phase is reported
-    per payout (its time divided by the payouts of its batch) and for the whole run.
+    The payouts of a send were created ahead, while the send before it went out, so their
+    creation is not on the run's critical path except for the first send. What a send waits
+    for, from the end of the one before: the checks, the batch created ahead if it is not
+    ready yet, the account reading, signing, work, and storing the chain. Then its blocks are
+    submitted one by one, and recorded as submitted in one transaction. Each phase is
+    reported per payout (its time divided by the payouts of its send) and for the whole run.
     """
     at = steps.at
-    batches = steps.batches()
+    sends = steps.sends()
     totals: dict[str, float] = defaultdict(float)
     per_payout: dict[str, list[float]] = defaultdict(list)
     previous_end = started
-    for batch in batches:
-        created = max(at["created"][i] for i in batch)
-        signed = max((at["signed"][i] for i in batch if i in at["signed"]), default=created)
-        replied = max((at["replied"][i] for i in batch if i in at["replied"]), default=signed)
+    for send in sends:
+        signed = max(at["signed"][i] for i in send)
+        replied = max((at["replied"][i] for i in send if i in at["replied"]), default=signed)
         submitted = max(
-            (at["submitted"][i] for i in batch if i in at["submitted"]), default=replied
+            (at["submitted"][i] for i in send if i in at["submitted"]), default=replied
         )
         durations = {
-            "checks_create_and_claim": created - previous_end,
-            "account_sign_work_store": signed - created,
+            "until_stored": signed - previous_end,
             "process_rpc": replied - signed,
             "record_submitted": submitted - replied,
         }
         for name, seconds in durations.items():
             totals[name] += seconds
-            per_payout[name].append(seconds / len(batch))
+            per_payout[name].append(seconds / len(send))
         previous_end = submitted
-    sizes = [len(batch) for batch in batches]
+    sizes = [len(send) for send in sends]
     return {
-        "batches": len(batches),
-        "batch_sizes": {str(size): sizes.count(size) for size in sorted(set(sizes))},
+        "sends": len(sends),
+        "send_sizes": {str(size): sizes.count(size) for size in sorted(set(sizes))},
         "run_seconds_by_phase": {name: round(value, 3) for name, value in totals.items()},
-        "per_payout_by_batch": {
+        "per_payout_by_send": {
             name: latency_summary(values) for name, values in per_payout.items()
         },
     }

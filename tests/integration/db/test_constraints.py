@@ -10,7 +10,7 @@ from sqlalchemy import CursorResult, select, text
 from sqlalchemy.exc import IntegrityError
 
 from core.db import Database
-from core.db.claims import claim_accruals, release_claims
+from core.db.claims import ClaimRequest, claim_accruals, claim_accruals_for, release_claims
 from core.db.models import Accrual, AccrualStatus, EpicLink, Payout, PayoutAccrual, ReceivedBlock
 from tests.integration.db.helpers_rows import (
     NOW,
@@ -252,6 +252,59 @@ async def test_claim_skips_held_and_foreign_accruals(database: Database) -> None
             await session.scalars(select(Accrual.id).where(Accrual.payout_id == payout.id))
         ).all()
     assert claimed_ids == [open_accrual.id]
+
+
+async def test_batched_claims_take_only_what_each_payout_may_have(database: Database) -> None:
+    first_player, second_player = await add_players(database, 2)
+    async with database.write() as session:
+        mine = [make_accrual(first_player) for _ in range(3)]
+        theirs = make_accrual(second_player)
+        held = make_accrual(first_player)
+        held.status = AccrualStatus.HELD
+        taken = make_accrual(second_player)
+        earlier = make_payout(second_player, "key-earlier")
+        first = make_payout(first_player, "key-1")
+        second = make_payout(second_player, "key-2")
+        session.add_all([*mine, theirs, held, taken, earlier, first, second])
+        await session.flush()
+        taken.payout_id = earlier.id
+
+    async with database.write() as session:
+        claimed = await claim_accruals_for(
+            session,
+            [
+                # The first payout also asks for the second player's accrual and a held one.
+                ClaimRequest(first.id, first_player, [a.id for a in mine] + [theirs.id, held.id]),
+                ClaimRequest(second.id, second_player, [theirs.id, taken.id, theirs.id]),
+            ],
+        )
+
+    assert claimed == {
+        first.id: {a.id: a.amount_raw for a in mine},
+        second.id: {theirs.id: theirs.amount_raw},
+    }
+    async with database.read() as session:
+        owners = dict((await session.execute(select(Accrual.id, Accrual.payout_id))).all())
+    assert owners == {
+        **{a.id: first.id for a in mine},
+        theirs.id: second.id,
+        held.id: None,
+        taken.id: earlier.id,
+    }
+
+
+async def test_batched_claims_refuse_a_payout_named_twice(database: Database) -> None:
+    (player,) = await add_players(database, 1)
+    async with database.write() as session:
+        payout = make_payout(player, "key-1")
+        session.add(payout)
+
+    async with database.write() as session:
+        with pytest.raises(ValueError, match="only once"):
+            await claim_accruals_for(
+                session,
+                [ClaimRequest(payout.id, player, [1]), ClaimRequest(payout.id, player, [2])],
+            )
 
 
 async def test_release_claims_frees_accruals(database: Database) -> None:

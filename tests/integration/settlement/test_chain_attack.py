@@ -127,7 +127,7 @@ def _stack_with_representative(
         rng=random.Random(7),
         step_hook=step_hook,
     )
-    return Stack(service, processor, signer, stack.node_client, stack.metrics, stack.http)
+    return Stack(service, processor, signer, stack.node_client, stack.metrics)
 
 
 async def test_new_representative_wallet_switch_pays_once(
@@ -186,13 +186,30 @@ class PauseAtCreated:
                     await set_paused(session, paused=True, at=utc_now(), actor_discord_id=1)
 
 
+def assert_only_batch_in_flight_sent(steps: list[tuple[str, int]], event: str) -> None:
+    """Check the steps of a run whose 64th `created` step committed `event`.
+
+    Batches of 1, 2, 4, 8, 16 and 32 make 63 payouts; the batch of 32 was being sent while
+    the 64th payout, the first of the next batch, was created.
+    """
+    created = [payout_id for step, payout_id in steps if step == "created"]
+    in_flight = set(created[31:63])
+    event_at = [index for index, (step, _) in enumerate(steps) if step == "created"][63]
+    submitted_after = {payout_id for step, payout_id in steps[event_at:] if step == "submitted"}
+    assert submitted_after <= in_flight, (
+        f"payouts {sorted(submitted_after - in_flight)} were submitted after {event}"
+    )
+    submitted = {payout_id for step, payout_id in steps if step == "submitted"}
+    assert not submitted & set(created[63:])
+
+
 async def test_pause_during_batch_stops_sends(database: Database, node: SandboxBananoNode) -> None:
     """An admin pauses payouts while a batch of 64 is being created.
 
-    The pause is committed before any block of the batch is signed. When payouts were
-    sent one at a time, the run checked the pause before every payout, so only the payout
-    being created when the pause landed went out. Rule checked: once `/payouts-pause` is
-    committed, at most the payout already in flight is sent.
+    The batch of 64 is created while the batch of 32 before it is signed and submitted, so
+    the pause is committed before any block of the 64 is signed. Rule checked: once
+    `/payouts-pause` is committed, only the batch already being sent goes out; no payout
+    created after the pause is sent.
     """
     world = World(database)
     players = await world.add_players(1 + 2 + 4 + 8 + 16 + 32 + 64)
@@ -206,12 +223,7 @@ async def test_pause_during_batch_stops_sends(database: Database, node: SandboxB
         await stack.service.run("test")
     finally:
         await stack.aclose()
-    created = [index for index, (step, _) in enumerate(hook.steps) if step == "created"]
-    paused_at = created[63]
-    submitted_after_pause = {i for s, i in hook.steps[paused_at:] if s == "submitted"}
-    assert len(submitted_after_pause) <= 1, (
-        f"{len(submitted_after_pause)} payouts were submitted after the pause was committed"
-    )
+    assert_only_batch_in_flight_sent(hook.steps, "the pause was committed")
 
 
 class TakeLeaseAtCreated:
@@ -247,9 +259,9 @@ async def test_lease_lost_during_batch_stops_sends(
 ) -> None:
     """The settlement lease expires and another process takes it while a batch is created.
 
-    Money rule: one settlement runs at a time across every process. When payouts were sent
-    one at a time, the run checked the lease before every payout. Rule checked: once
-    another process holds the lease, at most the payout already in flight is sent.
+    Money rule: one settlement runs at a time across every process. Rule checked: once
+    another process holds the lease, only the batch already being sent goes out; no payout
+    created after that is sent.
     """
     world = World(sqlite_database)
     players = await world.add_players(1 + 2 + 4 + 8 + 16 + 32 + 64)
@@ -262,12 +274,7 @@ async def test_lease_lost_during_batch_stops_sends(
     finally:
         await stack.aclose()
     assert hook.taken
-    created = [index for index, (step, _) in enumerate(hook.steps) if step == "created"]
-    taken_at = created[63]
-    submitted_after = {i for s, i in hook.steps[taken_at:] if s == "submitted"}
-    assert len(submitted_after) <= 1, (
-        f"{len(submitted_after)} payouts were submitted after another process took the lease"
-    )
+    assert_only_batch_in_flight_sent(hook.steps, "another process took the lease")
 
 
 async def test_claim_conflict_with_splits_keeps_rules(

@@ -1,9 +1,9 @@
 """Live payouts sent in batches, each batch one chain of blocks from the local signer.
 
 A run commits a batch of payouts, stores every block of the chain, then submits the blocks
-in order. These tests check the batch sizes, what happens to the blocks after one the node
-does not accept, and that every outcome still keeps the money rules, on the sandbox node over
-real HTTP.
+in order; the next batch is committed while one is submitted. These tests check the batch
+sizes, what happens to the blocks after one the node does not accept, and that every
+outcome still keeps the money rules, on the sandbox node over real HTTP.
 """
 
 from __future__ import annotations
@@ -42,17 +42,31 @@ class StepLog:
     async def __call__(self, step: str, payout_id: int) -> None:
         self.steps.append((step, payout_id))
 
-    def batches(self) -> list[list[int]]:
-        """The payout ids of each batch: the payouts created together, before any signing."""
-        batches: list[list[int]] = []
+    def sends(self) -> list[list[int]]:
+        """The payout ids of each send: the payouts whose blocks were stored together."""
+        sends: list[list[int]] = []
         previous_step = ""
         for step, payout_id in self.steps:
-            if step == "created":
-                if previous_step != "created":
-                    batches.append([])
-                batches[-1].append(payout_id)
+            if step == "signed":
+                if previous_step != "signed":
+                    sends.append([])
+                sends[-1].append(payout_id)
             previous_step = step
-        return batches
+        return sends
+
+
+async def created_batches(db: Database) -> list[list[int]]:
+    """The payout ids of each batch: a batch is committed in one transaction, at one time."""
+    async with db.read() as session:
+        rows = (
+            await session.execute(select(Payout.id, Payout.created_at).order_by(Payout.id))
+        ).all()
+    batches: list[list[int]] = []
+    for index, (payout_id, created_at) in enumerate(rows):
+        if index == 0 or created_at != rows[index - 1][1]:
+            batches.append([])
+        batches[-1].append(payout_id)
+    return batches
 
 
 async def ignore_signed(_: SignedBlock) -> None:
@@ -74,8 +88,8 @@ async def test_batches_grow_while_the_node_accepts_everything(
     finally:
         await stack.aclose()
 
-    assert [len(batch) for batch in steps.batches()] == [1, 2, 4, 5]
-    for batch in steps.batches():
+    assert [len(batch) for batch in await created_batches(world.db)] == [1, 2, 4, 5]
+    for batch in await created_batches(world.db):
         positions = {
             (step, payout_id): index
             for index, (step, payout_id) in enumerate(steps.steps)
@@ -108,7 +122,7 @@ async def test_batch_size_is_capped(sqlite_database: Database, node: SandboxBana
     finally:
         await stack.aclose()
 
-    sizes = [len(batch) for batch in steps.batches()]
+    sizes = [len(batch) for batch in await created_batches(world.db)]
     assert max(sizes) == SEND_BATCH_LIMIT
     assert sum(sizes) == len(players) == len(report.payout_ids)
     await assert_money_rules(world.db, node, [(p.id, p.address) for p in players])
@@ -133,7 +147,7 @@ async def test_final_rejection_fails_the_blocks_after_it(
     finally:
         await stack.aclose()
 
-    batches = steps.batches()
+    batches = await created_batches(world.db)
     assert [len(batch) for batch in batches] == [1, 2, 4]
     rejected, after_rejected = batches[2][1], batches[2][2:]
     payouts = await payouts_by_id(world.db)
@@ -181,7 +195,7 @@ async def test_unknown_outcome_holds_the_rest_of_the_chain(
     finally:
         await stack.aclose()
 
-    batches = steps.batches()
+    batches = await created_batches(world.db)
     lost, held = batches[2][1], batches[2][2:]
     assert report.stop_reason is not None
     assert f"payout {lost}" in report.stop_reason
@@ -223,7 +237,7 @@ async def test_reconciler_fails_blocks_chained_after_a_failed_one(
         await stack.service.run("test")
     finally:
         await stack.aclose()
-    batches = steps.batches()
+    batches = await created_batches(world.db)
     unsettled = batches[2][1:]
 
     # Another wallet with the same seed sends from the operator account.
@@ -297,11 +311,22 @@ async def test_work_failure_cuts_the_chain_before_storing(
     await assert_money_rules(world.db, node, [(p.id, p.address) for p in players])
 
 
-def test_step_log_groups_batches() -> None:
-    """The helper groups consecutive `created` steps into one batch."""
+def test_step_log_groups_sends() -> None:
+    """The helper groups consecutive `signed` steps into one send."""
     steps = StepLog()
-    steps.steps = [("created", 1), ("signed", 1), ("created", 2), ("created", 3), ("signed", 2)]
-    assert steps.batches() == [[1], [2, 3]]
+    steps.steps = [
+        ("created", 1),
+        ("signed", 1),
+        ("submitted", 1),
+        ("created", 2),
+        ("created", 3),
+        ("signed", 2),
+        ("signed", 3),
+        ("created", 4),
+        ("submitted", 2),
+        ("signed", 4),
+    ]
+    assert steps.sends() == [[1], [2, 3], [4]]
 
 
 async def test_batches_keep_growing_across_candidate_chunks(
@@ -322,5 +347,78 @@ async def test_batches_keep_growing_across_candidate_chunks(
 
     # Chunks of 5: the first gives batches of 1, 2 and 2 (the chunk's end). Each accepted
     # batch doubles the size, so each later chunk goes out as one batch of 5.
-    assert [len(batch) for batch in steps.batches()] == [1, 2, 2, 5, 5]
+    assert [len(batch) for batch in await created_batches(world.db)] == [1, 2, 2, 5, 5]
     await assert_money_rules(world.db, node, [(p.id, p.address) for p in players])
+
+
+async def test_payouts_created_ahead_wait_after_a_refused_block(
+    database: Database, node: SandboxBananoNode
+) -> None:
+    """The batch of 8 is created while the batch of 4 is sent, and the node refuses its block.
+
+    After a send the node did not accept whole, the payouts already created go out in sends
+    of 1, 2, 4 again, never all at once, and each of them is paid.
+    """
+    world = World(database)
+    players = await world.add_players(15)
+    for player in players:
+        await world.add_accrual(player, 1)
+    pass_through(node, "process", 4)
+    node.inject_fault("process", Fault.error("Bad signature"))
+    steps = StepLog()
+    stack = build_stack(world.db, node.base_url, make_policy(), step_hook=steps)
+    try:
+        report = await stack.service.run("test")
+    finally:
+        await stack.aclose()
+
+    batches = await created_batches(world.db)
+    assert [len(batch) for batch in batches] == [1, 2, 4, 8]
+    created_ahead = batches[3]
+    assert [len(send) for send in steps.sends()] == [1, 2, 4, 1, 2, 4, 1]
+    assert [i for send in steps.sends()[3:] for i in send] == created_ahead
+    payouts = await payouts_by_id(world.db)
+    assert {payouts[i].state for i in created_ahead} == {PayoutState.SUBMITTED}
+    assert report.stop_reason is None
+    assert [p.state for p in payouts.values()].count(PayoutState.FAILED) == 3
+    await drain(world.db, node, node_url=node.base_url)
+    await assert_paid_exactly_once(world.db, node, players)
+
+
+async def test_unknown_outcome_fails_the_payouts_created_ahead(
+    database: Database, node: SandboxBananoNode
+) -> None:
+    """A block with no reply stops the run; the batch created meanwhile is failed unsent.
+
+    Its payouts never had a block, so failing them frees their accruals for the next run.
+    """
+    world = World(database)
+    players = await world.add_players(15)
+    for player in players:
+        await world.add_accrual(player, 1)
+    pass_through(node, "process", 4)
+    node.inject_fault("process", Fault.reply_lost_after_apply(), times=2)
+    steps = StepLog()
+    stack = build_stack(world.db, node.base_url, make_policy(), step_hook=steps)
+    try:
+        report = await stack.service.run("test")
+    finally:
+        await stack.aclose()
+
+    batches = await created_batches(world.db)
+    assert [len(batch) for batch in batches] == [1, 2, 4, 8]
+    lost = batches[2][1]
+    assert report.stop_reason is not None
+    assert f"payout {lost}" in report.stop_reason
+    payouts = await payouts_by_id(world.db)
+    for payout_id in batches[3]:
+        assert payouts[payout_id].state is PayoutState.FAILED
+        assert payouts[payout_id].block_hash is None
+        assert (payouts[payout_id].failure_reason or "").startswith("not sent: ")
+    async with world.db.read() as session:
+        claimed = await session.scalars(select(Accrual.id).where(Accrual.payout_id.in_(batches[3])))
+        assert claimed.all() == []
+    await assert_money_rules(world.db, node, [(p.id, p.address) for p in players])
+
+    await drain(world.db, node, node_url=node.base_url)
+    await assert_paid_exactly_once(world.db, node, players)
