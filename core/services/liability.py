@@ -8,11 +8,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.models import Accrual, AccrualStatus, Payout, PayoutState
-from core.services.status import raw_sum_columns, raw_sum_value
-
-# SQLite adds raw amounts in exact 13-digit slices (`raw_sum_columns`), which stay exact for
-# up to about 900,000 rows, so its sums are taken over id ranges of at most this many accruals.
-_SQLITE_SUM_ROWS = 500_000
+from core.db.raw_sum import sum_raw_amounts
 
 # Claimed by a payout that is not confirmed still counts as owed: dry-run payouts never move
 # money, and in-flight ones may yet fail and release their accruals.
@@ -32,16 +28,9 @@ async def sum_accrual_amounts(session: AsyncSession, *conditions: ColumnElement[
 
     The sum is computed by the database, so only a few rows come back whatever the number
     of accruals: PostgreSQL sums NUMERIC exactly, and on SQLite the text amounts are summed
-    in slices (see `raw_sum_columns`).
+    in slices (see `sum_raw_amounts`).
     """
-    dialect = session.get_bind().dialect.name
-    query = select(*raw_sum_columns(Accrual.amount_raw, dialect)).where(*conditions)
-    if dialect != "postgresql":
-        query = query.group_by(Accrual.id // _SQLITE_SUM_ROWS)
-    total = 0
-    for parts in await session.execute(query):
-        total += raw_sum_value(parts)
-    return total
+    return await sum_raw_amounts(session, Accrual.amount_raw, Accrual.id, *conditions)
 
 
 async def open_liability_raw(session: AsyncSession) -> int:

@@ -37,6 +37,7 @@ from core.db.models import (
     Payout,
     PayoutState,
 )
+from core.db.raw_sum import sum_raw_amounts
 from core.errors import Pay2SlayError
 from core.observability.metrics import Metrics
 from core.services.audit import record_audit
@@ -510,8 +511,12 @@ def _stored_previous(block_json: str | None) -> str | None:
 
 
 async def in_flight_raw(session: AsyncSession) -> int:
-    """Return the raw of live payouts that may still leave the operator account."""
-    amounts = await session.scalars(
-        select(Payout.amount_raw).where(Payout.state.in_(UNFINISHED_PAYOUT_STATES))
+    """Return the raw of live payouts that may still leave the operator account.
+
+    The database adds the amounts, so a few rows come back however many payouts are in
+    flight. Settlement reads this before every batch, and the payouts it sent stay unfinished
+    until the confirmation job runs after it.
+    """
+    return await sum_raw_amounts(
+        session, Payout.amount_raw, Payout.id, Payout.state.in_(UNFINISHED_PAYOUT_STATES)
     )
-    return sum(amounts)

@@ -17,8 +17,6 @@ from core.clock import Clock
 from core.config.integrations import IntegrationsSettings
 from core.config.payout import PayoutSettings
 from core.db.models import StatsState
-from core.db.raw_sum import raw_sum_columns as raw_sum_columns  # re-exported for liability
-from core.db.raw_sum import raw_sum_value as raw_sum_value
 from core.db.session import Database
 from core.services.caps import CapLimits, cap_windows
 from core.services.faucet_flags import paused_from_flag

@@ -7,8 +7,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from core.db import Database
-from core.db.models import Accrual, Payout, SettlementRun
-from core.db.raw_sum import raw_sum_columns, raw_sum_value
+from core.db.models import Accrual, Payout, PayoutState, SettlementRun
+from core.db.raw_sum import SQLITE_SUM_ROWS, raw_sum_columns, raw_sum_value, sum_raw_amounts
 from core.db.types import MAX_RAW
 from tests.integration.db.helpers_rows import NOW, make_accrual, make_payout, make_player
 
@@ -60,6 +60,32 @@ async def test_raw_sum_is_exact(database: Database, amounts: list[int]) -> None:
             session.add(accrual)
 
     assert await sum_accruals(database) == sum(amounts)
+
+
+async def test_sum_raw_amounts_across_id_ranges(database: Database) -> None:
+    # SQLite sums each range of SQLITE_SUM_ROWS ids on its own, and the ranges must add up.
+    player_id = await add_player(database)
+    ids = [1, SQLITE_SUM_ROWS - 1, SQLITE_SUM_ROWS, 2 * SQLITE_SUM_ROWS + 7]
+    async with database.write() as session:
+        for payout_id in ids:
+            payout = make_payout(player_id, f"range-{payout_id}", amount_raw=MAX_RAW - payout_id)
+            payout.id = payout_id
+            session.add(payout)
+        excluded = make_payout(player_id, "range-excluded", amount_raw=MAX_RAW)
+        excluded.id = SQLITE_SUM_ROWS + 1
+        excluded.state = PayoutState.FAILED
+        session.add(excluded)
+
+    async with database.read() as session:
+        total = await sum_raw_amounts(
+            session, Payout.amount_raw, Payout.id, Payout.state == PayoutState.PENDING
+        )
+        nothing = await sum_raw_amounts(
+            session, Payout.amount_raw, Payout.id, Payout.state == PayoutState.CONFIRMED
+        )
+
+    assert total == sum(MAX_RAW - payout_id for payout_id in ids)
+    assert nothing == 0
 
 
 @pytest.mark.parametrize(
