@@ -30,6 +30,13 @@ RequestOutcome = Literal["ok", "error", "timeout", "unavailable", "invalid_respo
 RequestObserver = Callable[[str, RequestOutcome], None]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+# The largest reply body read. The biggest replies the bot asks for, pages of account
+# history and receivable blocks, are far smaller.
+MAX_REPLY_BYTES = 8 * 1024 * 1024
+
+
+class _ReplyTooLargeError(Exception):
+    """A reply body longer than `MAX_REPLY_BYTES`."""
 
 
 class NodeTransport:
@@ -90,9 +97,15 @@ class NodeTransport:
                 ) as response,
             ):
                 status = response.status
-                # NOTE: the reply size is not limited, so only the deadline bounds how much a
-                # node can send. The body of a reply with another status is not read.
-                content = await response.read() if status == 200 else b""
+                # The body of a reply with another status is not read.
+                content = await _read_limited(response) if status == 200 else b""
+        except _ReplyTooLargeError as error:
+            self._count(action, "invalid_response")
+            log.warning("node_rpc_reply_too_large", action=action, limit_bytes=MAX_REPLY_BYTES)
+            raise NodeUnavailableError(
+                f"The Banano node's {action} reply is larger than {MAX_REPLY_BYTES} bytes; "
+                "check that integrations.node_rpc points at a Banano node."
+            ) from error
         except TimeoutError as error:
             # Also aiohttp's own timeouts (`ServerTimeoutError`), which are `TimeoutError`s.
             self._count(action, "timeout")
@@ -165,6 +178,20 @@ class NodeTransport:
     def _count(self, action: str, outcome: RequestOutcome) -> None:
         if self._on_request is not None:
             self._on_request(action, outcome)
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
+    """Read the body, or raise `_ReplyTooLargeError` once it passes `MAX_REPLY_BYTES`."""
+    if response.content_length is not None and response.content_length > MAX_REPLY_BYTES:
+        raise _ReplyTooLargeError()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise _ReplyTooLargeError()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _status_outcome(status: int) -> RequestOutcome:

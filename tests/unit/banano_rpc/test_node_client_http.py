@@ -9,6 +9,7 @@ import time
 import aiohttp
 import pytest
 
+from core.banano import rpc_transport
 from core.banano.rpc import NodeClient, RequestOutcome, RetryPolicy
 from core.banano.rpc_errors import NodeError, NodeTimeoutError, NodeUnavailableError
 from tests.unit.banano_rpc.helpers_rpc import Reply, ScriptedNode, no_sleep
@@ -221,3 +222,43 @@ async def test_timeout_outcome_reported(scripted_node: ScriptedNode) -> None:
             await client.work_generate(ROOT, "fff0000000000000")
 
     assert outcomes.calls == [("work_generate", "timeout")]
+
+
+async def test_reply_over_limit_with_length(scripted_node: ScriptedNode) -> None:
+    body = b'{"hash": "' + b"A" * rpc_transport.MAX_REPLY_BYTES + b'"}'
+    scripted_node.respond(Reply(body=body, headers=(("Content-Type", "application/json"),)))
+    outcomes = OutcomeLog()
+
+    async with NodeClient(scripted_node.base_url, on_request=outcomes) as client:
+        with pytest.raises(NodeUnavailableError, match="larger than"):
+            await client.work_generate(ROOT, "fff0000000000000")
+
+    assert outcomes.calls == [("work_generate", "invalid_response")]
+
+
+async def test_streamed_reply_over_limit(
+    scripted_node: ScriptedNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A trickled reply has no Content-Length, so the limit is applied while reading.
+    monkeypatch.setattr(rpc_transport, "MAX_REPLY_BYTES", 40)
+    scripted_node.respond(Reply(body=b"[" + b"1," * 40 + b"1]", seconds_per_byte=0.001))
+    outcomes = OutcomeLog()
+
+    async with NodeClient(scripted_node.base_url, on_request=outcomes) as client:
+        with pytest.raises(NodeUnavailableError, match="larger than 40 bytes"):
+            await client.work_generate(ROOT, "fff0000000000000")
+
+    assert outcomes.calls == [("work_generate", "invalid_response")]
+
+
+async def test_reply_at_limit_is_read(
+    scripted_node: ScriptedNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reply = b'{"work": "05ffdb3ffe19eaff", "hash": "' + ROOT.encode() + b'"}'
+    monkeypatch.setattr(rpc_transport, "MAX_REPLY_BYTES", len(reply))
+    scripted_node.respond(Reply(body=reply, seconds_per_byte=0.0001))
+
+    async with NodeClient(scripted_node.base_url) as client:
+        work = await client.work_generate(ROOT, "fff0000000000000")
+
+    assert work == "05ffdb3ffe19eaff"
