@@ -30,7 +30,7 @@ RequestOutcome = Literal["ok", "error", "timeout", "unavailable", "invalid_respo
 RequestObserver = Callable[[str, RequestOutcome], None]
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
-# The largest reply body read. The biggest replies the bot asks for, pages of account
+# The largest reply body read. The biggest replies the bot requests, pages of account
 # history and receivable blocks, are far smaller.
 MAX_REPLY_BYTES = 8 * 1024 * 1024
 
