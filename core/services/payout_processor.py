@@ -205,7 +205,9 @@ class PayoutProcessor:
         await self._after("replied", payout_id)
         return await self._apply_result(payout_id, result, resubmitted=False)
 
-    async def send_many(self, payout_ids: Sequence[int]) -> list[PayoutAction]:
+    async def send_many(
+        self, payout_ids: Sequence[int], on_stored: Callable[[], None] | None = None
+    ) -> list[PayoutAction]:
         """Send pending payouts for the first time, in order; return one action per payout.
 
         With the local signer the payouts become one chain of blocks (see
@@ -213,8 +215,14 @@ class PayoutProcessor:
         submitted, and one records every block the node accepted. Other senders send one
         payout at a time. Either way the sends stop at the first payout whose outcome is
         neither submitted nor failed, and the actions list ends there.
+
+        `on_stored` is called once the chain is stored, before its first submission, so the
+        caller can use the database while the node works; with one payout at a time, before
+        the first send. It is not called when no block was stored.
         """
         if not isinstance(self._sender, LocalSigner) or len(payout_ids) < 2:
+            if on_stored is not None:
+                on_stored()
             actions: list[PayoutAction] = []
             for payout_id in payout_ids:
                 action = await self.send(payout_id)
@@ -223,12 +231,15 @@ class PayoutProcessor:
                     break
             return actions
         with span("payout.send_chain", payouts=len(payout_ids)) as current:
-            chain_actions = await self._send_chain(self._sender, payout_ids)
+            chain_actions = await self._send_chain(self._sender, payout_ids, on_stored)
             current.set_attributes(submitted=chain_actions.count(PayoutAction.SUBMITTED))
         return chain_actions
 
     async def _send_chain(
-        self, sender: LocalSigner, payout_ids: Sequence[int]
+        self,
+        sender: LocalSigner,
+        payout_ids: Sequence[int],
+        on_stored: Callable[[], None] | None,
     ) -> list[PayoutAction]:
         async with self._db.read() as session:
             rows = (
@@ -281,6 +292,8 @@ class PayoutProcessor:
                     await session.flush()
             for payout_id in ids:
                 await self._after("signed", payout_id)
+            if on_stored is not None:
+                on_stored()
 
         results = await sender.send_chain(requests, store_chain) if requests else []
         for request in requests:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import random
 import time
 from collections import Counter, deque
@@ -477,8 +478,8 @@ class SettlementService:
     ) -> int | None:
         """Create and send payouts in growing batches; None means the run must stop here.
 
-        Payouts are created one batch ahead: while a batch is signed and submitted, the next
-        one is committed, so the database work overlaps the node's. Each creation starts
+        Payouts are created one batch ahead: while the node checks a batch's blocks, the next
+        batch is committed, so the database work overlaps the node's. Each creation starts
         with the checks a single payout needs (stop, pause, balance, lock), and the pause and
         the lock are checked again before a batch is signed. Sends hold 1, 2, 4 ... payouts,
         and a send twice as large follows only a send that the node accepted whole, so a
@@ -512,21 +513,24 @@ class SettlementService:
                 return None
 
             next_size = min(self._send_batch_size * 2, batch_limit)
-            ahead: asyncio.Task[str | None] | None = None
-            if not live.exhausted and len(live.created) < next_size:
-                ahead = asyncio.create_task(
-                    self._create_batch(live, report, holder, next_size - len(live.created))
-                )
+            ahead: list[asyncio.Task[str | None]] = []
             try:
-                actions = await self._processor.send_many([payout_id for payout_id, _ in batch])
+                actions = await self._processor.send_many(
+                    [payout_id for payout_id, _ in batch],
+                    on_stored=functools.partial(
+                        self._create_ahead, live, report, holder, next_size, ahead
+                    ),
+                )
             except BaseException:
-                if ahead is not None:
+                for task in ahead:
                     # Its payouts, if it committed them, stay pending unsigned; the next
                     # run's reconciliation fails them as never sent.
-                    ahead.cancel()
-                    await asyncio.gather(ahead, return_exceptions=True)
+                    task.cancel()
+                await asyncio.gather(*ahead, return_exceptions=True)
                 raise
-            ahead_stop = None if ahead is None else await ahead
+            ahead_stop = None
+            for task in ahead:
+                ahead_stop = await task
 
             unknown_id: int | None = None
             for (payout_id, amount_raw), action in zip(batch, actions, strict=False):
@@ -554,6 +558,23 @@ class SettlementService:
                 await self._fail_unsent(live.take_all(), ahead_stop)
                 report.stop_reason = ahead_stop
                 return None
+
+    def _create_ahead(
+        self,
+        live: _LivePlans,
+        report: SettlementReport,
+        holder: str,
+        next_size: int,
+        tasks: list[asyncio.Task[str | None]],
+    ) -> None:
+        """Start creating the payouts the next send needs, as a task added to `tasks`.
+
+        Called once the current batch's blocks are stored: the node then checks them one by
+        one, and the new batch's transaction does not wait for the store's.
+        """
+        if not live.exhausted and len(live.created) < next_size:
+            size = next_size - len(live.created)
+            tasks.append(asyncio.create_task(self._create_batch(live, report, holder, size)))
 
     async def _create_batch(
         self, live: _LivePlans, report: SettlementReport, holder: str, size: int
