@@ -4,10 +4,10 @@ Banano derives the private key of account `index` as Blake2b-256 of the 32-byte 
 by the index as 4 bytes big-endian, and signs with Ed25519 using Blake2b-512 in place of
 SHA-512.
 
-Signing and public key derivation run on libsodium's group and scalar operations (through
-PyNaCl) with the hashing in hashlib, because libsodium's own Ed25519 functions hash with
-SHA-512. Ed25519 signatures are deterministic, so these are byte for byte the signatures of the
-slower `ed25519_blake2b` package, which still does the verification.
+Signing, public key derivation and verification run on libsodium's group and scalar
+operations (through PyNaCl) with the hashing in hashlib, because libsodium's own Ed25519
+functions hash with SHA-512. Ed25519 signatures are deterministic, so the tests compare these
+byte for byte with the slower `ed25519_blake2b` reference package.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import re
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-import ed25519_blake2b
 from nacl import bindings as sodium
 
 from core.banano.address import encode_address
@@ -113,19 +112,32 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> boo
 
     Malformed input (wrong lengths, a key that is not a curve point) returns False. So does a
     signature whose S is not below the group order L, because S + L passes the verification
-    equation too and would give one block a second valid signature.
+    equation too and would give one block a second valid signature, and a key of small order
+    or outside the prime-order subgroup, which no private key derives.
     """
     if not isinstance(public_key, bytes) or len(public_key) != PUBLIC_KEY_LENGTH:
         return False
     if not isinstance(signature, bytes) or len(signature) != SIGNATURE_LENGTH:
         return False
-    if int.from_bytes(signature[32:], "little") >= GROUP_ORDER:
+    commitment, s_value = signature[:32], signature[32:]
+    if int.from_bytes(s_value, "little") >= GROUP_ORDER:
         return False
+    if not sodium.crypto_core_ed25519_is_valid_point(public_key):
+        return False
+    challenge_hash = hashlib.blake2b(commitment, digest_size=_DIGEST_LENGTH)
+    challenge_hash.update(public_key)
+    challenge_hash.update(message)
+    challenge = _reduce(challenge_hash.digest())
     try:
-        ed25519_blake2b.VerifyingKey(public_key).verify(signature, message)
-    except ed25519_blake2b.BadSignatureError:
+        # [S]B - [k]A must encode to R. libsodium raises when a product is the identity
+        # point (S or k is 0 modulo L), which no honest signature gives.
+        expected = sodium.crypto_core_ed25519_sub(
+            sodium.crypto_scalarmult_ed25519_base_noclamp(s_value),
+            sodium.crypto_scalarmult_ed25519_noclamp(challenge, public_key),
+        )
+    except RuntimeError:
         return False
-    return True
+    return expected == commitment
 
 
 @dataclass(frozen=True)

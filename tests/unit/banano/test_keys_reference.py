@@ -1,4 +1,4 @@
-"""Signing and public keys agree byte for byte with the ed25519_blake2b reference package."""
+"""Signing, public keys and verification agree with the ed25519_blake2b reference package."""
 
 from __future__ import annotations
 
@@ -96,3 +96,54 @@ def test_repeated_signing_matches_reference() -> None:
     for length in range(0, 300, 7):
         message = bytes(index % 256 for index in range(length))
         assert key.sign(message) == reference.sign(message)
+
+
+def _reference_accepts(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        ed25519_blake2b.VerifyingKey(public_key).verify(signature, message)
+    except (ed25519_blake2b.BadSignatureError, ValueError, AssertionError):
+        return False
+    return True
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.binary(min_size=32, max_size=32),
+    st.binary(max_size=200),
+    st.sampled_from(["signature", "message", "key"]),
+    st.integers(min_value=0, max_value=8 * 64 - 1),
+)
+def test_verification_matches_reference(
+    private_key: bytes, message: bytes, corrupted: str, bit: int
+) -> None:
+    key = KeyPair.from_private_key(private_key)
+    signature = key.sign(message)
+    assert verify_signature(key.public_key, message, signature)
+    assert _reference_accepts(key.public_key, message, signature)
+
+    public_key = key.public_key
+    if corrupted == "signature":
+        flipped = bytearray(signature)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        signature = bytes(flipped)
+    elif corrupted == "message":
+        message = message + bytes([bit % 256])
+    else:
+        flipped = bytearray(public_key)
+        flipped[(bit // 8) % 32] ^= 1 << (bit % 8)
+        public_key = bytes(flipped)
+
+    assert not verify_signature(public_key, message, signature)
+    assert not _reference_accepts(public_key, message, signature)
+
+
+def test_small_order_key_rejected() -> None:
+    # For the identity point as the key, [S]B - [k]A = [S]B whatever the message, so R = B
+    # and S = 1 pass for any message. The reference package accepts this forgery.
+    identity = (1).to_bytes(32, "little")
+    message = b"anything"
+    base_point = bytes.fromhex("58" + "66" * 31)
+    signature = base_point + (1).to_bytes(32, "little")
+
+    assert _reference_accepts(identity, message, signature)
+    assert not verify_signature(identity, message, signature)
