@@ -182,7 +182,7 @@ class PayoutProcessor:
                 )
             if frozen:
                 log.info("payout_player_frozen", payout_id=payout_id, player_id=snapshot.player_id)
-                return await self._fail(payout_id, "player frozen before send")
+                return await self._fail(payout_id, "player frozen before send", unsigned_only=True)
 
         async def store_signed_block(signed: SignedBlock) -> None:
             with span("payout.record_signed", payout_id=payout_id, block_hash=signed.block_hash):
@@ -217,8 +217,9 @@ class PayoutProcessor:
         neither submitted nor failed, and the actions list ends there.
 
         `on_stored` is called once the chain is stored, before its first submission, so the
-        caller can use the database while the node works; with one payout at a time, before
-        the first send. It is not called when no block was stored.
+        caller can use the database while the node works. A chain that stores no block does
+        not call it. With one payout at a time it is called before the first send, whatever
+        becomes of that send.
         """
         if not isinstance(self._sender, LocalSigner) or len(payout_ids) < 2:
             if on_stored is not None:
@@ -263,7 +264,9 @@ class PayoutProcessor:
             if frozen:
                 # Nothing was signed yet, so a player frozen since the claim is failed safely.
                 log.info("payout_player_frozen", payout_id=payout_id, player_id=snapshot.player_id)
-                actions[payout_id] = await self._fail(payout_id, "player frozen before send")
+                actions[payout_id] = await self._fail(
+                    payout_id, "player frozen before send", unsigned_only=True
+                )
                 continue
             requests.append(snapshot.request)
 
@@ -333,7 +336,7 @@ class PayoutProcessor:
         snapshot = await self.snapshot(payout_id)
         if snapshot is None or snapshot.state != PayoutState.PENDING or snapshot.block_hash:
             raise ValueError(f"payout {payout_id} is not an unsent pending payout")
-        return await self._fail(payout_id, f"not sent: {reason}")
+        return await self._fail(payout_id, f"not sent: {reason}", unsigned_only=True)
 
     async def _held_action(self, payout_id: int) -> PayoutAction:
         snapshot = await self.snapshot(payout_id)
@@ -401,7 +404,7 @@ class PayoutProcessor:
     async def _reconcile_unsigned(self, snapshot: PayoutSnapshot, may_send: bool) -> PayoutAction:
         if self._stores_before_send and created_for_local_signer(snapshot.idempotency_key):
             reason = "no block was signed before the send stopped, so nothing was sent"
-            return await self._fail(snapshot.id, reason)
+            return await self._fail(snapshot.id, reason, unsigned_only=True)
         if self._stores_before_send:
             # Created for the node wallet (the sender was switched since): the wallet may have
             # sent it under its key, so only an operator can settle it. It stays pending.
@@ -511,7 +514,7 @@ class PayoutProcessor:
 
         if result.block_hash is None:
             if self._stores_before_send:
-                return await self._fail(payout_id, f"not sent: {reason}")
+                return await self._fail(payout_id, f"not sent: {reason}", unsigned_only=True)
             # A refused repeat of a node-wallet send does not prove the first one never
             # happened, so the payout stays pending and the same id is repeated later.
             log.warning("payout_send_refused", payout_id=payout_id, reason=reason)
@@ -576,12 +579,19 @@ class PayoutProcessor:
         await self._after("confirmed", payout_id)
         return PayoutAction.CONFIRMED
 
-    async def _fail(self, payout_id: int, reason: str) -> PayoutAction:
+    async def _fail(
+        self, payout_id: int, reason: str, *, unsigned_only: bool = False
+    ) -> PayoutAction:
         """Fail a payout whose block can never be confirmed, with every stored block after it.
 
         A block that follows a block which can never be confirmed can never be confirmed
         either, so the unfinished payouts chained after it fail in the same transaction. A
         crash can then never leave one of them waiting for a block that will not come.
+
+        With `unsigned_only` the reason is that nothing was signed, which the caller read
+        before this transaction. If the locked row has a block by now (another process that
+        still took itself for the lease holder stored one), nothing is failed and the result
+        is UNKNOWN, so the block is reconciled like any other.
         """
         failed = [payout_id]
         with span("payout.record_failed", payout_id=payout_id):
@@ -589,6 +599,16 @@ class PayoutProcessor:
                 payout = await lock_payout(session, payout_id)
                 if payout is None or payout.state in FINAL_PAYOUT_STATES:
                     return PayoutAction.FINAL
+                if unsigned_only and (
+                    payout.state is not PayoutState.PENDING or payout.block_hash is not None
+                ):
+                    log.error(
+                        "payout_signed_meanwhile",
+                        payout_id=payout_id,
+                        state=payout.state.value,
+                        block_hash=payout.block_hash,
+                    )
+                    return PayoutAction.UNKNOWN
                 at = self._clock()
                 block_hash = payout.block_hash
                 await fail_payout(session, payout, reason=reason, at=at, metrics=self._metrics)

@@ -288,6 +288,14 @@ class SettlementService:
                     log.info("settlement_skipped_locked", trigger=trigger)
                     await self._start_run_row(report, actor_discord_id)
                     await self._finish_run_row(report)
+        except asyncio.CancelledError:
+            # Only a shutdown whose wait ran out cancels a run. Its row is closed so that it
+            # does not stay `running`, then the cancellation goes on.
+            log.warning("settlement_cancelled", run_id=report.run_id, trigger=trigger)
+            report.outcome = RunOutcome.FAILED
+            report.skip_reason = "The run was cancelled at shutdown; the next run reconciles it."
+            await asyncio.shield(self._finish_failed_run_row(report))
+            raise
         except Exception:
             log.exception("settlement_failed", run_id=report.run_id, trigger=trigger)
             report.outcome = RunOutcome.FAILED
@@ -492,7 +500,8 @@ class SettlementService:
         batch_limit = SEND_BATCH_LIMIT if self._processor.signs_locally else 1
         live = _LivePlans(plans, available_raw)
         while True:
-            if not live.created:
+            created_ahead = bool(live.created)
+            if not created_ahead:
                 if live.exhausted:
                     return live.available_raw
                 stop_reason = await self._create_batch(live, report, holder, self._send_batch_size)
@@ -505,12 +514,19 @@ class SettlementService:
             batch = live.take(self._send_batch_size)
             # A pause or a lost lock that came while the batch was created stops it before
             # anything is signed, so its payouts fail without having been sent. A shutdown
-            # lets the batch finish.
-            stop_reason = await self._batch_stop_reason(report, holder, shutdown=False)
+            # lets a batch created just now finish, as the step in flight, but not a batch
+            # created ahead, whose creation was the step in flight.
+            stop_reason = await self._batch_stop_reason(report, holder, shutdown=created_ahead)
+            if stop_reason is None and created_ahead:
+                # The balance was read before the node checked a whole batch; another
+                # wallet may have spent from the account since.
+                batch, stop_reason = await self._keep_above_floor(batch, live, report)
             if stop_reason is not None:
                 await self._fail_unsent([*batch, *live.take_all()], stop_reason)
                 report.stop_reason = stop_reason
                 return None
+            if not batch:
+                continue
 
             next_size = min(self._send_batch_size * 2, batch_limit)
             ahead: list[asyncio.Task[str | None]] = []
@@ -528,16 +544,22 @@ class SettlementService:
                     task.cancel()
                 await asyncio.gather(*ahead, return_exceptions=True)
                 raise
-            ahead_stop = None
-            for task in ahead:
-                ahead_stop = await task
-
             unknown_id: int | None = None
             for (payout_id, amount_raw), action in zip(batch, actions, strict=False):
                 if action is PayoutAction.SUBMITTED:
                     report.paid_raw += amount_raw
                 elif action is not PayoutAction.FAILED and unknown_id is None:
                     unknown_id = payout_id
+            # Counted first, so an error in the creation ahead still reports what was sent.
+            ahead_stop = None
+            try:
+                for task in ahead:
+                    ahead_stop = await task
+            except Exception:
+                await self._fail_unsent(
+                    live.take_all(), "The run stopped on an error while creating payouts."
+                )
+                raise
             if unknown_id is not None:
                 # A block whose fate is unknown could still take the next block's place, so
                 # nothing more is sent until the reconciler has settled it.
@@ -612,11 +634,52 @@ class SettlementService:
             return None
 
         created = await self._create_live_payouts(batch, report)
-        for payout_id, _ in created:
-            await self.after_step("created", payout_id)
         report.payout_ids.extend(payout_id for payout_id, _ in created)
         live.created.extend(created)
+        for payout_id, _ in created:
+            await self.after_step("created", payout_id)
         return None
+
+    async def _keep_above_floor(
+        self, batch: list[tuple[int, int]], live: _LivePlans, report: SettlementReport
+    ) -> tuple[list[tuple[int, int]], str | None]:
+        """Read the balance again; fail unsent the batch's payouts it no longer covers.
+
+        Returns the payouts still to send, and a stop reason when the balance is unreadable.
+        """
+        fresh_raw = await self._fresh_available_raw()
+        if fresh_raw is None:
+            return batch, (
+                "The operator balance could not be read from the Banano node; the "
+                "remaining players roll over."
+            )
+        # The payouts created and not sent yet count as in flight in the fresh figure. Each
+        # one is checked when its own batch comes, so only this batch is taken off here.
+        available_raw = fresh_raw + sum(amount_raw for _, amount_raw in batch)
+        available_raw += sum(amount_raw for _, amount_raw in live.created)
+        floor_raw = self.policy.min_operator_balance_raw
+        to_send: list[tuple[int, int]] = []
+        dropped: list[tuple[int, int]] = []
+        for payout_id, amount_raw in batch:
+            if available_raw - amount_raw < floor_raw:
+                dropped.append((payout_id, amount_raw))
+                continue
+            available_raw -= amount_raw
+            to_send.append((payout_id, amount_raw))
+        if dropped:
+            report.skipped[SkipReason.FLOOR] += len(dropped)
+            log.warning(
+                "settlement_floor_reached_before_send",
+                run_id=report.run_id,
+                payouts=len(dropped),
+                floor_raw=floor_raw,
+            )
+            await self._fail_unsent(
+                dropped,
+                "The operator balance fell below the floor before the payout was sent; the "
+                "player rolls over.",
+            )
+        return to_send, None
 
     async def _fail_unsent(self, created: Sequence[tuple[int, int]], reason: str) -> None:
         assert self._processor is not None
