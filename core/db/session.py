@@ -20,6 +20,7 @@ transaction by then, so the pool's default rollback would cost one more hand-off
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -167,6 +168,12 @@ class Database:
         self._read_engine = (read_engine or engine).execution_options(**read_options)
         self._sessionmaker = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._read_sessionmaker = async_sessionmaker(self._read_engine, expire_on_commit=False)
+        # SQLite takes one writer at a time, and a `BEGIN IMMEDIATE` that finds the file
+        # locked waits in the busy handler, which sleeps in steps of up to 100 ms. Writers
+        # of this process queue on a lock instead, so the next one starts as soon as the
+        # last commits. The lock belongs to one event loop, so it is made per loop.
+        self._write_lock: asyncio.Lock | None = None
+        self._write_lock_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def from_url(
@@ -258,9 +265,27 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """Run a transaction that commits when the block exits and rolls back on an error."""
-        async with self._sessionmaker() as session, session.begin():
+        """Run a transaction that commits when the block exits and rolls back on an error.
+
+        On SQLite the transactions of one process run one after the other, so a `write()`
+        must not wait for another `write()` inside it.
+        """
+        lock = self._sqlite_write_lock()
+        if lock is None:
+            async with self._sessionmaker() as session, session.begin():
+                yield session
+            return
+        async with lock, self._sessionmaker() as session, session.begin():
             yield session
+
+    def _sqlite_write_lock(self) -> asyncio.Lock | None:
+        if self._dialect_name != "sqlite":
+            return None
+        loop = asyncio.get_running_loop()
+        if self._write_lock is None or self._write_lock_loop is not loop:
+            self._write_lock = asyncio.Lock()
+            self._write_lock_loop = loop
+        return self._write_lock
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -325,3 +325,48 @@ async def test_second_wrapper_shares_engine(sqlite_database: Database) -> None:
     assert [statement for statement in statements if statement.startswith("BEGIN")] == [
         "BEGIN IMMEDIATE"
     ]
+
+
+async def test_sqlite_writers_queue_in_process(sqlite_database: Database) -> None:
+    # A writer that finds the file locked would sleep in SQLite's busy handler. In one
+    # process the second writer waits on a lock instead and starts right after the commit.
+    events: list[str] = []
+    first_inside = asyncio.Event()
+
+    async def first() -> None:
+        async with sqlite_database.write() as session:
+            await session.execute(text("SELECT 1"))
+            events.append("first began")
+            first_inside.set()
+            await asyncio.sleep(0.05)
+            events.append("first ending")
+        events.append("first committed")
+
+    async def second() -> None:
+        await first_inside.wait()
+        async with sqlite_database.write() as session:
+            events.append("second began")
+            await session.execute(text("SELECT 1"))
+
+    with recorded_statements(sqlite_database) as statements:
+        await asyncio.gather(first(), second())
+
+    assert events == ["first began", "first ending", "first committed", "second began"]
+    assert statements.count("BEGIN IMMEDIATE") == 2
+
+
+def test_sqlite_write_lock_follows_event_loop(tmp_path: Path) -> None:
+    db = Database.from_url(f"sqlite+aiosqlite:///{tmp_path / 'loops.db'}")
+
+    async def two_writers() -> None:
+        async def write() -> None:
+            async with db.write() as session:
+                await session.execute(text("SELECT 1"))
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(write(), write())
+
+    # Each run has its own event loop, so the lock made for the first must not be reused.
+    asyncio.run(two_writers())
+    asyncio.run(two_writers())
+    asyncio.run(db.dispose())
