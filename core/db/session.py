@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +125,14 @@ def sqlite_file_path(url: URL) -> Path | None:
     return Path(database)
 
 
+@dataclass
+class _WriteQueue:
+    """The SQLite writers of one event loop: the lock they queue on and the task holding it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    holder: asyncio.Task[Any] | None = None
+
+
 class Database:
     """An `AsyncEngine` with the session factories and transaction helpers Pay2Slay uses.
 
@@ -171,9 +181,10 @@ class Database:
         # SQLite takes one writer at a time, and a `BEGIN IMMEDIATE` that finds the file
         # locked waits in the busy handler, which sleeps in steps of up to 100 ms. Writers
         # of this process queue on a lock instead, so the next one starts as soon as the
-        # last commits. The lock belongs to one event loop, so it is made per loop.
-        self._write_lock: asyncio.Lock | None = None
-        self._write_lock_loop: asyncio.AbstractEventLoop | None = None
+        # last commits. An asyncio lock belongs to one event loop, so there is one per loop.
+        self._write_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _WriteQueue] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @classmethod
     def from_url(
@@ -270,22 +281,34 @@ class Database:
         On SQLite the transactions of one process run one after the other, so a `write()`
         must not wait for another `write()` inside it.
         """
-        lock = self._sqlite_write_lock()
-        if lock is None:
+        queue = self._sqlite_write_queue()
+        if queue is None:
             async with self._sessionmaker() as session, session.begin():
                 yield session
             return
-        async with lock, self._sessionmaker() as session, session.begin():
-            yield session
+        task = asyncio.current_task()
+        if task is not None and queue.holder is task:
+            raise RuntimeError(
+                "A write transaction is already open in this task. SQLite has one writer at a "
+                "time, so a write() inside another would wait for itself; commit the first "
+                "before starting the next."
+            )
+        async with queue.lock:
+            queue.holder = task
+            try:
+                async with self._sessionmaker() as session, session.begin():
+                    yield session
+            finally:
+                queue.holder = None
 
-    def _sqlite_write_lock(self) -> asyncio.Lock | None:
+    def _sqlite_write_queue(self) -> _WriteQueue | None:
         if self._dialect_name != "sqlite":
             return None
         loop = asyncio.get_running_loop()
-        if self._write_lock is None or self._write_lock_loop is not loop:
-            self._write_lock = asyncio.Lock()
-            self._write_lock_loop = loop
-        return self._write_lock
+        queue = self._write_queues.get(loop)
+        if queue is None:
+            queue = self._write_queues[loop] = _WriteQueue()
+        return queue
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

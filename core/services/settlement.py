@@ -708,7 +708,12 @@ class SettlementService:
         return None
 
     async def _fresh_available_raw(self) -> int | None:
-        """Read the operator balance less payouts in flight again; None if it is unreadable."""
+        """Read the operator balance less payouts in flight again; None if it is unreadable.
+
+        NOTE: a block the node has confirmed but the database still calls `submitted` is
+        subtracted twice until the confirmation job records it, so near the floor a run
+        skips players a little early. It never pays below the floor.
+        """
         assert self._processor is not None
         try:
             balance_raw = await self._processor.sender.operator_balance_raw()
