@@ -74,6 +74,10 @@ DEFAULT_LOCK_TTL = timedelta(minutes=10)
 # The largest batch of live payouts committed together and sent as one chain of blocks.
 SEND_BATCH_LIMIT = 64
 SCHEDULED_TRIGGER = "schedule"
+# Why a live run stops when the balance cannot be read before a batch.
+_BALANCE_UNREADABLE = (
+    "The operator balance could not be read from the Banano node; the remaining players roll over."
+)
 
 
 class RunOutcome(enum.StrEnum):
@@ -614,10 +618,7 @@ class SettlementService:
         # as in flight, so the batches ahead are covered too.
         fresh_raw = await self._fresh_available_raw()
         if fresh_raw is None:
-            return (
-                "The operator balance could not be read from the Banano node; the "
-                "remaining players roll over."
-            )
+            return _BALANCE_UNREADABLE
         available_raw = fresh_raw
         floor_raw = self.policy.min_operator_balance_raw
         batch: list[tuple[Candidate, ClaimPlan]] = []
@@ -649,10 +650,7 @@ class SettlementService:
         """
         fresh_raw = await self._fresh_available_raw()
         if fresh_raw is None:
-            return batch, (
-                "The operator balance could not be read from the Banano node; the "
-                "remaining players roll over."
-            )
+            return batch, _BALANCE_UNREADABLE
         # The payouts created and not sent yet count as in flight in the fresh figure. Each
         # one is checked when its own batch comes, so only this batch is taken off here.
         available_raw = fresh_raw + sum(amount_raw for _, amount_raw in batch)
