@@ -542,11 +542,15 @@ class SettlementService:
                     ),
                 )
             except BaseException:
-                for task in ahead:
-                    # Its payouts, if it committed them, stay pending unsigned; the next
-                    # run's reconciliation fails them as never sent.
-                    task.cancel()
-                await asyncio.gather(*ahead, return_exceptions=True)
+                if ahead:
+                    # The creation is left to finish, not cancelled: a task cancelled while
+                    # its SQLite statement runs leaves the file locked (see Database.write).
+                    # Its payouts stay pending unsigned, and the next run's reconciliation
+                    # fails them as never sent.
+                    await asyncio.wait(ahead)
+                    for task in ahead:
+                        if not task.cancelled():
+                            task.exception()
                 raise
             unknown_id: int | None = None
             for (payout_id, amount_raw), action in zip(batch, actions, strict=False):
