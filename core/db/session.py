@@ -282,8 +282,8 @@ class Database:
         must not wait for another `write()` inside it.
 
         NOTE: on SQLite (aiosqlite 0.22.1), a task cancelled while a statement of its write
-        transaction ran left the file locked, and the next writer failed after the 30 s busy
-        timeout; a task cancelled between statements did not. Let write transactions finish.
+        transaction ran left the file locked, so the next writer failed after the 30 s busy
+        timeout. A task cancelled before its first statement did not. Let writes finish.
         """
         queue = self._sqlite_write_queue()
         if queue is None:

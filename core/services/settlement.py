@@ -74,7 +74,7 @@ DEFAULT_LOCK_TTL = timedelta(minutes=10)
 # The largest batch of live payouts committed together and sent as one chain of blocks.
 SEND_BATCH_LIMIT = 64
 SCHEDULED_TRIGGER = "schedule"
-# Why a live run stops when the balance cannot be read before a batch.
+# The stop reason of a live run whose balance cannot be read before a batch.
 _BALANCE_UNREADABLE = (
     "The operator balance could not be read from the Banano node; the remaining players roll over."
 )
@@ -161,10 +161,9 @@ class SettlementReport:
 class _LivePlans:
     """The plans of one chunk of a live run and the payouts created from them but not sent."""
 
-    def __init__(self, plans: Sequence[tuple[Candidate, ClaimPlan]], available_raw: int) -> None:
+    def __init__(self, plans: Sequence[tuple[Candidate, ClaimPlan]]) -> None:
         self._plans = plans
         self._position = 0
-        self.available_raw = available_raw
         # (payout id, amount in raw) in id order, which is the order their blocks are chained.
         self.created: deque[tuple[int, int]] = deque()
 
@@ -350,14 +349,13 @@ class SettlementService:
             await self._finish_run_row(report)
             return
 
-        available_raw: int | None = None
-        if not self.policy.dry_run:
-            available_raw = await self._available_balance(report)
-            if available_raw is None:
-                await self._finish_run_row(report)
-                return
+        # A live run reads the balance again before each batch; this first reading decides
+        # whether the run starts at all.
+        if not self.policy.dry_run and await self._available_balance(report) is None:
+            await self._finish_run_row(report)
+            return
 
-        await self._pay_players(report, holder, available_raw, actor_discord_id)
+        await self._pay_players(report, holder, actor_discord_id)
         await self._finish_run_row(report)
         log.info(
             "settlement_finished",
@@ -407,7 +405,6 @@ class SettlementService:
         self,
         report: SettlementReport,
         holder: str,
-        available_raw: int | None,
         actor_discord_id: int | None,
     ) -> None:
         limits = self.policy.caps
@@ -438,12 +435,8 @@ class SettlementService:
             plans = await self._plan_chunk(chunk, usage, report)
             if self.policy.dry_run:
                 await self._create_dry_run_payouts(plans, report, actor_discord_id)
-            else:
-                assert available_raw is not None
-                remaining = await self._pay_live(plans, report, holder, available_raw)
-                if remaining is None:
-                    return
-                available_raw = remaining
+            elif not await self._pay_live(plans, report, holder):
+                return
             if self._stop_requested:
                 report.stop_reason = "Shutdown requested; the remaining players roll over."
                 return
@@ -486,9 +479,8 @@ class SettlementService:
         plans: Sequence[tuple[Candidate, ClaimPlan]],
         report: SettlementReport,
         holder: str,
-        available_raw: int,
-    ) -> int | None:
-        """Create and send payouts in growing batches; None means the run must stop here.
+    ) -> bool:
+        """Create and send payouts in growing batches; False means the run must stop here.
 
         Payouts are created one batch ahead: while the node checks a batch's blocks, the next
         batch is committed, so the database work overlaps the node's. Each creation starts
@@ -502,18 +494,18 @@ class SettlementService:
         # The node-wallet sender sends one payout at a time, and a payout it never tried is
         # indistinguishable from one whose send was lost, so its batches stay at one.
         batch_limit = SEND_BATCH_LIMIT if self._processor.signs_locally else 1
-        live = _LivePlans(plans, available_raw)
+        live = _LivePlans(plans)
         while True:
             created_ahead = bool(live.created)
             if not created_ahead:
                 if live.exhausted:
-                    return live.available_raw
+                    return True
                 stop_reason = await self._create_batch(live, report, holder, self._send_batch_size)
                 if stop_reason is not None:
                     report.stop_reason = stop_reason
-                    return None
+                    return False
                 if not live.created:
-                    return live.available_raw
+                    return True
 
             batch = live.take(self._send_batch_size)
             # A pause or a lost lock that came while the batch was created stops it before
@@ -528,7 +520,7 @@ class SettlementService:
             if stop_reason is not None:
                 await self._fail_unsent([*batch, *live.take_all()], stop_reason)
                 report.stop_reason = stop_reason
-                return None
+                return False
             if not batch:
                 continue
 
@@ -579,7 +571,7 @@ class SettlementService:
                 # The processor has settled the rest of this batch. The payouts created ahead
                 # were never signed, so they fail unsent.
                 await self._fail_unsent(live.take_all(), report.stop_reason)
-                return None
+                return False
             if all(action is PayoutAction.SUBMITTED for action in actions):
                 self._send_batch_size = next_size
             else:
@@ -587,7 +579,7 @@ class SettlementService:
             if ahead_stop is not None:
                 await self._fail_unsent(live.take_all(), ahead_stop)
                 report.stop_reason = ahead_stop
-                return None
+                return False
 
     def _create_ahead(
         self,
@@ -634,7 +626,6 @@ class SettlementService:
             batch.append((candidate, plan))
             if len(batch) >= size:
                 break
-        live.available_raw = available_raw
         if not batch:
             return None
 

@@ -174,7 +174,7 @@ async def test_admin_settle_now_through_bot(world: World) -> None:
         admin = Invoker(ADMIN_ID, int(world.settings.integrations.discord_guild_id))
 
         # The confirmation job's start-up pass holds the settlement lease for a moment, and a
-        # run asked for meanwhile is refused as busy, as an admin would be told.
+        # run requested meanwhile is rejected as busy, with the message an admin would see.
         for _ in range(50):
             dispatch = asyncio.create_task(harness.run_command("settle-now", admin))
             await harness.press(await harness.next_view(), "confirm", admin)

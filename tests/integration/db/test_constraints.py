@@ -254,28 +254,30 @@ async def test_claim_skips_held_and_foreign_accruals(database: Database) -> None
     assert claimed_ids == [open_accrual.id]
 
 
-async def test_batched_claims_take_only_what_each_payout_may_have(database: Database) -> None:
+async def test_batched_claims_skip_unclaimable(database: Database) -> None:
     first_player, second_player = await add_players(database, 2)
     async with database.write() as session:
         mine = [make_accrual(first_player) for _ in range(3)]
         theirs = make_accrual(second_player)
         held = make_accrual(first_player)
         held.status = AccrualStatus.HELD
-        taken = make_accrual(second_player)
+        claimed_elsewhere = make_accrual(second_player)
         earlier = make_payout(second_player, "key-earlier")
         first = make_payout(first_player, "key-1")
         second = make_payout(second_player, "key-2")
-        session.add_all([*mine, theirs, held, taken, earlier, first, second])
+        session.add_all([*mine, theirs, held, claimed_elsewhere, earlier, first, second])
         await session.flush()
-        taken.payout_id = earlier.id
+        claimed_elsewhere.payout_id = earlier.id
 
     async with database.write() as session:
         claimed = await claim_accruals_for(
             session,
             [
-                # The first payout also asks for the second player's accrual and a held one.
+                # The first payout also requests the second player's accrual and a held one.
                 ClaimRequest(first.id, first_player, [a.id for a in mine] + [theirs.id, held.id]),
-                ClaimRequest(second.id, second_player, [theirs.id, taken.id, theirs.id]),
+                ClaimRequest(
+                    second.id, second_player, [theirs.id, claimed_elsewhere.id, theirs.id]
+                ),
             ],
         )
 
@@ -289,7 +291,7 @@ async def test_batched_claims_take_only_what_each_payout_may_have(database: Data
         **{a.id: first.id for a in mine},
         theirs.id: second.id,
         held.id: None,
-        taken.id: earlier.id,
+        claimed_elsewhere.id: earlier.id,
     }
 
 

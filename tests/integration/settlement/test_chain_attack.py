@@ -189,7 +189,7 @@ class PauseAtCreated:
 def assert_only_batch_in_flight_sent(steps: list[tuple[str, int]], event: str) -> None:
     """Check the steps of a run whose 64th `created` step committed `event`.
 
-    Batches of 1, 2, 4, 8, 16 and 32 make 63 payouts; the batch of 32 was being sent while
+    Batches of 1, 2, 4, 8, 16 and 32 make 63 payouts. The batch of 32 was being sent while
     the 64th payout, the first of the next batch, was created.
     """
     created = [payout_id for step, payout_id in steps if step == "created"]
