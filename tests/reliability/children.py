@@ -74,11 +74,20 @@ class Child:
         with contextlib.suppress(OSError):
             self._connection.send(True)
 
-    def kill(self) -> None:
-        """Send SIGKILL: the process ends at once, with no clean-up of any kind."""
+    def kill(self) -> bool:
+        """Send SIGKILL: the process ends at once, with no clean-up of any kind.
+
+        Returns False when the child had already ended by itself. The fork server is its
+        parent and reaps it at once, so its process id can be gone before `reap` runs. `reap`
+        still returns its exit code.
+        """
         if not self.killed:
-            os.kill(self.pid, signal.SIGKILL)
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return False
             self.killed = True
+        return True
 
     async def reap(self) -> int:
         """Wait for the process to end and return its exit code (-9 after `kill`)."""

@@ -155,9 +155,9 @@ async def _drive(child: Child, life: _Life, report: CrashCampaignReport) -> None
         if life.deadline is not None:
             timeout = life.deadline - loop.time()
             if timeout <= 0:
-                child.kill()
-                report.random_kills += 1
-                report.kills_by_step[f"random after {life.last_event}"] += 1
+                if child.kill():
+                    report.random_kills += 1
+                    report.kills_by_step[f"random after {life.last_event}"] += 1
                 return
         try:
             event = await child.next_event(timeout)
