@@ -27,7 +27,7 @@ import aiohttp
 import structlog
 
 from core.banano.blocks import BlockSubtype, StateBlock
-from core.banano.rpc_errors import NodeTransportError, NodeUnavailableError, UnknownNodeError
+from core.banano.rpc_errors import NodeTransportError, UnknownNodeError
 from core.banano.rpc_replies import (
     AccountBalance,
     AccountInfo,
@@ -48,17 +48,6 @@ log = structlog.get_logger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
-
-# Errors that parsing a hostile or buggy reply can raise besides the typed ones: int() beyond
-# its digit limit, nesting past the recursion limit, and values of unexpected types.
-_PARSE_ERRORS = (
-    ArithmeticError,
-    AttributeError,
-    LookupError,
-    RecursionError,
-    TypeError,
-    ValueError,
-)
 
 
 @dataclass(frozen=True)
@@ -126,11 +115,11 @@ class NodeClient:
 
         Raises `AccountNotFoundError` for an account that has never received anything.
         """
-        reply = await self._read(
+        return await self._read(
             "account_info",
             {"account": account, "representative": "true", "include_confirmed": "true"},
+            parse_account_info,
         )
-        return _parse("account_info", parse_account_info, reply)
 
     async def account_balance(self, account: str) -> AccountBalance:
         """Read the balance and the receivable total. An unopened account has balance 0.
@@ -138,8 +127,7 @@ class NodeClient:
         Whether unconfirmed blocks count depends on the node; the sandbox node counts only
         confirmed ones unless asked otherwise.
         """
-        reply = await self._read("account_balance", {"account": account})
-        return _parse("account_balance", parse_account_balance, reply)
+        return await self._read("account_balance", {"account": account}, parse_account_balance)
 
     async def receivable(self, account: str, count: int, threshold_raw: int = 1) -> dict[str, int]:
         """Return confirmed sends to `account` not yet received, as {send hash: amount_raw}.
@@ -156,17 +144,19 @@ class NodeClient:
             "include_only_confirmed": "true",
         }
         try:
-            reply = await self._read("receivable", payload)
+            return await self._read("receivable", payload, parse_receivable)
         except UnknownNodeError as error:
             if error.node_text != "Unknown command":
                 raise
-            reply = await self._read("pending", payload)
-        return _parse("receivable", parse_receivable, reply)
+            return await self._read("pending", payload, parse_receivable)
 
     async def block_info(self, block_hash: str) -> BlockInfo:
         """Read a block by hash. Raises `BlockNotFoundError` when the node does not have it."""
-        reply = await self._read("block_info", {"hash": block_hash, "json_block": "true"})
-        return _parse("block_info", lambda data: parse_block_info(data, block_hash), reply)
+        return await self._read(
+            "block_info",
+            {"hash": block_hash, "json_block": "true"},
+            lambda data: parse_block_info(data, block_hash),
+        )
 
     async def account_history(
         self, account: str, count: int, head: str | None = None
@@ -179,8 +169,7 @@ class NodeClient:
         payload = {"account": account, "count": str(count), "raw": "true"}
         if head is not None:
             payload["head"] = head
-        reply = await self._read("account_history", payload)
-        return _parse("account_history", parse_account_history, reply)
+        return await self._read("account_history", payload, parse_account_history)
 
     async def process(
         self, block: StateBlock, subtype: BlockSubtype | None = None, *, do_work: bool = False
@@ -200,8 +189,12 @@ class NodeClient:
             payload["do_work"] = True
         expected_hash = block.hash()
 
-        reply = await self._transport.post("process", payload, self._timeout_seconds)
-        block_hash = _parse("process", lambda data: parse_hash(data, "hash", "process"), reply)
+        block_hash = await self._transport.post(
+            "process",
+            payload,
+            self._timeout_seconds,
+            lambda data: parse_hash(data, "hash", "process"),
+        )
         if block_hash != expected_hash:
             log.error("node_process_hash_mismatch", block_hash=expected_hash, node_hash=block_hash)
             raise malformed_reply("process", "hash")
@@ -214,12 +207,12 @@ class NodeClient:
         Needs `enable_control` on the node. Public nodes reject it, which raises
         `ControlDisabledError`.
         """
-        reply = await self._transport.post(
+        return await self._transport.post(
             "work_generate",
             {"hash": root, "difficulty": difficulty_hex},
             self._work_timeout_seconds,
+            parse_work,
         )
-        return _parse("work_generate", parse_work, reply)
 
     async def send(
         self, wallet: str, source: str, destination: str, amount_raw: int, send_id: str
@@ -229,7 +222,7 @@ class NodeClient:
         The node stores `send_id` with the block it creates, so repeating the call with the
         same id returns that block instead of sending again. The wallet id is never logged.
         """
-        reply = await self._transport.post(
+        block_hash = await self._transport.post(
             "send",
             {
                 "wallet": wallet,
@@ -239,16 +232,18 @@ class NodeClient:
                 "id": send_id,
             },
             self._timeout_seconds,
+            lambda data: parse_hash(data, "block", "send"),
         )
-        block_hash = _parse("send", lambda data: parse_hash(data, "block", "send"), reply)
         log.info("node_wallet_send_replied", block_hash=block_hash, amount_raw=amount_raw)
         return block_hash
 
-    async def _read(self, action: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    async def _read(
+        self, action: str, payload: Mapping[str, Any], parse: Callable[[dict[str, Any]], T]
+    ) -> T:
         attempt = 1
         while True:
             try:
-                return await self._transport.post(action, payload, self._timeout_seconds)
+                return await self._transport.post(action, payload, self._timeout_seconds, parse)
             except NodeTransportError as error:
                 if attempt >= self._read_retry.attempts:
                     raise
@@ -262,17 +257,6 @@ class NodeClient:
                     error=type(error).__name__,
                 )
                 await self._sleep(delay)
-
-
-def _parse(action: str, parse: Callable[[dict[str, Any]], T], reply: dict[str, Any]) -> T:
-    """Run a reply parser and turn any untyped failure into `NodeUnavailableError`."""
-    try:
-        return parse(reply)
-    except _PARSE_ERRORS as error:
-        log.warning("node_rpc_malformed_reply", action=action, error=type(error).__name__)
-        raise NodeUnavailableError(
-            f"The Banano node's {action} reply could not be read."
-        ) from error
 
 
 __all__ = [

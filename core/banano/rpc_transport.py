@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 import structlog
@@ -20,11 +20,27 @@ from core.banano.rpc_replies import malformed_reply
 
 log = structlog.get_logger(__name__)
 
-# Outcome of one HTTP request to the node. ok: status 200 with a JSON object without an `error`
-# key. error: such an object with one, or a 4xx status. unavailable: no connection, a connection
-# lost before the whole reply came, a closed session, or a 5xx status. timeout: the deadline
-# passed. invalid_response: status 200 with a body that is not a JSON object, or a status
-# other than 200 below 400.
+T = TypeVar("T")
+
+# Errors that parsing a hostile or buggy reply can raise besides the typed ones: int() beyond
+# its digit limit, nesting past the recursion limit, and values of unexpected types.
+_PARSE_ERRORS = (
+    ArithmeticError,
+    AttributeError,
+    LookupError,
+    RecursionError,
+    TypeError,
+    ValueError,
+)
+
+# Outcome of one HTTP request to the node.
+# ok: status 200 with a JSON object without an `error` key, whose fields were read.
+# error: such an object with one, or a 4xx status.
+# unavailable: no connection, a connection lost before the whole reply came, a closed session,
+# or a 5xx status.
+# timeout: the deadline passed.
+# invalid_response: status 200 with a body that is not a JSON object or whose fields cannot be
+# read, or a status other than 200 below 400.
 RequestOutcome = Literal["ok", "error", "timeout", "unavailable", "invalid_response"]
 # Called once per HTTP request (each retry of a read is one) with the action and the outcome.
 RequestObserver = Callable[[str, RequestOutcome], None]
@@ -72,12 +88,17 @@ class NodeTransport:
             await self._session.close()
 
     async def post(
-        self, action: str, payload: Mapping[str, Any], timeout_seconds: float
-    ) -> dict[str, Any]:
-        """Send `{"action": action, **payload}` and return the node's reply object.
+        self,
+        action: str,
+        payload: Mapping[str, Any],
+        timeout_seconds: float,
+        parse: Callable[[dict[str, Any]], T],
+    ) -> T:
+        """Send `{"action": action, **payload}` and return the node's reply as read by `parse`.
 
         Raises `NodeTimeoutError` when `timeout_seconds` pass, `NodeUnavailableError` when no
-        usable reply comes, and the typed `NodeReplyError` of a reply with an `error` key.
+        usable reply comes or `parse` cannot read it, and the typed `NodeReplyError` of a
+        reply with an `error` key.
         """
         session = self._usable_session()
         if session is None:
@@ -158,9 +179,27 @@ class NodeTransport:
                 elapsed_ms=elapsed_ms,
             )
             raise reply_error
+
+        try:
+            parsed = parse(reply)
+        except (NodeUnavailableError, *_PARSE_ERRORS) as error:
+            # NodeUnavailableError here is a parser's own "missing or invalid field" error.
+            self._count(action, "invalid_response")
+            log.warning(
+                "node_rpc_malformed_reply",
+                action=action,
+                error=type(error).__name__,
+                elapsed_ms=elapsed_ms,
+            )
+            if isinstance(error, NodeUnavailableError):
+                raise
+            raise NodeUnavailableError(
+                f"The Banano node's {action} reply has invalid fields; check that "
+                "integrations.node_rpc points at a Banano node."
+            ) from error
         self._count(action, "ok")
         log.debug("node_rpc_ok", action=action, elapsed_ms=elapsed_ms)
-        return reply
+        return parsed
 
     def _usable_session(self) -> aiohttp.ClientSession | None:
         """Return the session for a request, opening an owned one at first. None once closed."""

@@ -181,6 +181,8 @@ async def test_proxy_variables_ignored(
         (Reply(body=b"<html>proxy error</html>"), "invalid_response"),
         (Reply.json(["not", "an", "object"]), "invalid_response"),
         (Reply(body=b'{"hash": ' + b"1" * 5000 + b"}"), "invalid_response"),
+        (Reply.json({"hash": ROOT}), "invalid_response"),
+        (Reply.json({"work": 5, "hash": ROOT}), "invalid_response"),
         (Reply.dropped(), "unavailable"),
     ],
     ids=[
@@ -194,6 +196,8 @@ async def test_proxy_variables_ignored(
         "not-json",
         "not-object",
         "huge-integer",
+        "field-missing",
+        "field-mistyped",
         "dropped",
     ],
 )
