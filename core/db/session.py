@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -204,8 +205,7 @@ class Database:
             path = sqlite_file_path(parsed)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            # The sqlite3 driver's own timeout is its busy timeout, in seconds.
-            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            options["connect_args"] = _sqlite_connect_args()
             options["pool_reset_on_return"] = None
         else:
             server_settings = {"application_name": "pay2slay", "timezone": "UTC"}
@@ -279,11 +279,8 @@ class Database:
         """Run a transaction that commits when the block exits and rolls back on an error.
 
         On SQLite the transactions of one process run one after the other, so a `write()`
-        must not wait for another `write()` inside it.
-
-        NOTE: on SQLite (aiosqlite 0.22.1), a task cancelled while a statement of its write
-        transaction ran left the file locked, so the next writer failed after the 30 s busy
-        timeout. A task cancelled before its first statement did not. Let writes finish.
+        must not wait for another `write()` inside it. A task cancelled inside the block
+        rolls back, once a statement already running in aiosqlite's thread has ended.
         """
         queue = self._sqlite_write_queue()
         if queue is None:
@@ -353,10 +350,33 @@ def read_only_sqlite_engine(url: str | URL, *, echo: bool = False) -> AsyncEngin
         pool_size=SQLITE_READ_POOL_SIZE,
         max_overflow=SQLITE_READ_POOL_MAX_OVERFLOW,
         pool_reset_on_return=None,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        connect_args=_sqlite_connect_args(),
     )
     event.listen(engine.sync_engine, "reset", _reset_sqlite_connection)
     return engine
+
+
+class _RollbackOnCloseConnection(sqlite3.Connection):
+    """A sqlite3 connection that rolls back an open transaction before it closes.
+
+    SQLAlchemy hard-closes a connection whose task was cancelled during a statement, and
+    aiosqlite then closes it in its worker thread once the statement ends. A plain `close()`
+    with a cursor not yet finalized leaves the connection open until that cursor is garbage
+    collected (`sqlite3_close_v2`), and with it the transaction and the file's write lock.
+    ROLLBACK ends the transaction even while statements are pending.
+    """
+
+    def close(self) -> None:
+        try:
+            if self.in_transaction:
+                self.rollback()
+        finally:
+            super().close()
+
+
+def _sqlite_connect_args() -> dict[str, Any]:
+    # The sqlite3 driver's own timeout is its busy timeout, in seconds.
+    return {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "factory": _RollbackOnCloseConnection}
 
 
 def _install_sqlite_listeners(engine: AsyncEngine, *, read_only: bool) -> None:

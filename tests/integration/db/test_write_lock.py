@@ -135,6 +135,54 @@ async def test_cancel_during_busy_wait_leaves_no_lock_behind(
         await db.dispose()
 
 
+# A read that keeps SQLite busy for a few tenths of a second: it counts to two million.
+_SLOW_STATEMENT = (
+    "WITH RECURSIVE counter(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM counter "
+    "WHERE n < 2000000) SELECT count(*) FROM counter"
+)
+
+
+async def test_cancel_during_statement_leaves_no_lock_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer cancelled while a statement of its transaction runs in aiosqlite's thread.
+
+    SQLAlchemy hard-closes its connection. Before the connection rolled back on close, its
+    unfinished cursor kept it open, with the transaction and the write lock, until garbage
+    collection, so later writers of either process failed with "database is locked".
+    """
+    monkeypatch.setattr(session_module, "SQLITE_BUSY_TIMEOUT_MS", 10_000)
+    path = tmp_path / "cancel-statement.db"
+    db = Database.from_url(f"sqlite:///{path}")
+    try:
+        await make_table(db)
+
+        async def insert_then_read_slowly() -> None:
+            async with db.write() as session:
+                await session.execute(text("INSERT INTO t VALUES (1)"))
+                await session.execute(text(_SLOW_STATEMENT))
+
+        task = asyncio.create_task(insert_then_read_slowly())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        async with db.write() as session:
+            await session.execute(text("INSERT INTO t VALUES (2)"))
+        rows = await read_values(db)
+        assert rows == [2], "the cancelled transaction must roll back"
+        other = hold_write_lock_in_other_process(path, 0)
+        assert other.wait(15) == 0
+    finally:
+        await db.dispose()
+
+
+async def read_values(db: Database) -> list[int]:
+    async with db.read() as session:
+        return [int(x) for x in (await session.execute(text("SELECT x FROM t"))).scalars()]
+
+
 def test_two_threads_with_their_own_loops(tmp_path: Path) -> None:
     """One Database used by two threads, each running its own event loop, at the same time.
 
