@@ -35,6 +35,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
+from core.db.lease_file import LeaseFile, lease_file_path
 from core.db.migrate import alembic_config
 from core.db.models import Lease
 from core.db.session import SQLITE_BUSY_TIMEOUT_MS
@@ -166,7 +167,10 @@ def _check_database(path: Path, *, read_only: bool) -> BackupReport:
 
 
 def held_leases(target: Path, now: datetime) -> list[HeldLease]:
-    """Return the leases in the database file `target` that have not expired at `now`."""
+    """Return the leases in the database file `target` that have not expired at `now`.
+
+    A lease whose holder's process has ended, as its lease file shows, is not listed.
+    """
     if not target.is_file():
         return []
     # A short-lived synchronous engine, because a restore runs outside the event loop and
@@ -178,9 +182,27 @@ def held_leases(target: Path, now: datetime) -> list[HeldLease]:
             return []
         with Session(engine) as session:
             rows = session.scalars(select(Lease).where(Lease.expires_at > now)).all()
-            return [HeldLease(row.name, row.holder, row.expires_at) for row in rows]
+            return [
+                HeldLease(row.name, row.holder, row.expires_at)
+                for row in rows
+                if not _holder_ended(target, row.name, row.holder)
+            ]
     finally:
         engine.dispose()
+
+
+def _holder_ended(target: Path, name: str, holder: str) -> bool:
+    """Return whether the lease file shows that `holder`'s process has ended."""
+    try:
+        lease_file = LeaseFile.try_lock(lease_file_path(target, name))
+    except OSError:
+        return False
+    if lease_file is None:
+        return False
+    try:
+        return lease_file.recorded_holder() == holder
+    finally:
+        lease_file.close()
 
 
 def restore_sqlite(
@@ -208,8 +230,8 @@ def restore_sqlite(
     if leases:
         held = ", ".join(f"{lease.name} (held by {lease.holder})" for lease in leases)
         raise BackupError(
-            f"The database is in use: these leases are held: {held}. Stop the bot, wait for "
-            "the leases to expire, then restore."
+            f"The database is in use: these leases are held: {held}. Stop the bot, then "
+            "restore. A lease that stays after the bot has stopped expires within 10 minutes."
         )
 
     previous: Path | None = None

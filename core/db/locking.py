@@ -32,8 +32,10 @@ API (every method is a coroutine unless marked):
 id must be unique per process; `new_holder_id()` makes one.
 
 SQLite: the `leases` row is the lock. One atomic upsert inserts it when absent and takes it
-over only when it has expired or already belongs to the same holder, so a crashed holder's
-lease becomes free once its `expires_at` has passed.
+over only when it has expired or already belongs to the same holder. For a database file, a
+holder also locks a file beside it (`core.db.lease_file`) while it holds the lease, so a
+process that finds the holder's file lock gone takes a killed holder's lease at once.
+Otherwise a crashed holder's lease becomes free once its `expires_at` has passed.
 
 PostgreSQL: a session-level advisory lock (`pg_try_advisory_lock`) on a dedicated connection
 is the lock, held until `release` or until that connection closes, so a crashed process
@@ -52,6 +54,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import structlog
 from sqlalchemy import case, delete, or_, select, text, update
@@ -60,8 +63,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.clock import Clock, utc_now
+from core.db.lease_file import LeaseFile, lease_file_path
 from core.db.models import Lease
-from core.db.session import Database
+from core.db.session import Database, sqlite_file_path
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +99,12 @@ class _AdvisoryLock:
     guard: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+@dataclass(slots=True)
+class _HeldLeaseFile:
+    holder: str
+    lease_file: LeaseFile
+
+
 class SettlementLock:
     """Named, expiring leases backed by the `leases` table and PostgreSQL advisory locks."""
 
@@ -104,6 +114,9 @@ class SettlementLock:
         self._postgres = db.dialect_name == "postgresql"
         # PostgreSQL only: the connection holding each advisory lock this object took.
         self._advisory: dict[str, _AdvisoryLock] = {}
+        # SQLite files only: the lease files this object has locked, by lease name.
+        self._database_path = None if self._postgres else sqlite_file_path(db.engine.url)
+        self._lease_files: dict[str, _HeldLeaseFile] = {}
 
     @asynccontextmanager
     async def hold(
@@ -140,6 +153,8 @@ class SettlementLock:
         _validate(name, holder, ttl)
         if self._postgres:
             acquired = await self._acquire_advisory(name, holder, ttl)
+        elif self._database_path is not None:
+            acquired = await self._acquire_with_lease_file(name, holder, ttl, self._database_path)
         else:
             acquired = await self._upsert_lease(name, holder, ttl, take_over_live=False)
 
@@ -178,6 +193,8 @@ class SettlementLock:
             # The row goes first, so a new holder's row is never deleted by this release.
             if self._postgres:
                 await self._release_advisory(name, holder)
+            else:
+                self._close_lease_file(name, holder)
         log.debug("lease_released", name=name, holder=holder)
 
     async def is_held(self, name: str, holder: str) -> bool:
@@ -223,13 +240,19 @@ class SettlementLock:
                 return
 
     async def _upsert_lease(
-        self, name: str, holder: str, ttl: timedelta, *, take_over_live: bool
+        self,
+        name: str,
+        holder: str,
+        ttl: timedelta,
+        *,
+        take_over_live: bool,
+        dead_holder: str | None = None,
     ) -> bool:
         """Upsert the lease row for `holder` and return whether `holder` holds the lease now.
 
-        Without `take_over_live` the row changes hands only when it has expired, so two
-        callers racing for a free or expired lease cannot both win: the second upsert finds
-        the first one's unexpired row and leaves it alone.
+        Without `take_over_live` the row changes hands only when it has expired or belongs to
+        `dead_holder`. So of two callers racing for a free or expired lease only one wins:
+        the second upsert finds the first one's unexpired row and leaves it alone.
         """
         now = self._clock()
         insert = postgresql.insert if self._postgres else sqlite.insert
@@ -237,6 +260,9 @@ class SettlementLock:
             name=name, holder=holder, acquired_at=now, expires_at=now + ttl
         )
         same_holder = Lease.holder == statement.excluded.holder
+        takeover_conditions = [same_holder, Lease.expires_at <= now]
+        if dead_holder is not None:
+            takeover_conditions.append(Lease.holder == dead_holder)
         statement = statement.on_conflict_do_update(
             index_elements=[Lease.name],
             set_={
@@ -246,13 +272,61 @@ class SettlementLock:
                 ),
                 "expires_at": statement.excluded.expires_at,
             },
-            where=None if take_over_live else or_(same_holder, Lease.expires_at <= now),
+            where=None if take_over_live else or_(*takeover_conditions),
         )
 
         async with self._db.write() as session:
             await session.execute(statement)
             current = await session.scalar(select(Lease.holder).where(Lease.name == name))
         return current == holder
+
+    async def _acquire_with_lease_file(
+        self, name: str, holder: str, ttl: timedelta, database_path: Path
+    ) -> bool:
+        held = self._lease_files.get(name)
+        if held is not None:
+            if held.holder != holder:
+                return False
+            return await self._upsert_lease(name, holder, ttl, take_over_live=False)
+
+        path = lease_file_path(database_path, name)
+        try:
+            lease_file = LeaseFile.try_lock(path)
+        except OSError as error:
+            log.warning("lease_file_unavailable", name=name, path=str(path), error=_describe(error))
+            return await self._upsert_lease(name, holder, ttl, take_over_live=False)
+        if lease_file is None:
+            # A live process holds the file: the lease's holder, or one checking it just now.
+            return await self._upsert_lease(name, holder, ttl, take_over_live=False)
+
+        try:
+            # This process holds the file lock, so the process that wrote this id has ended.
+            dead_holder = lease_file.recorded_holder()
+            previous = await self._current_holder(name)
+            acquired = await self._upsert_lease(
+                name, holder, ttl, take_over_live=False, dead_holder=dead_holder
+            )
+            if acquired:
+                lease_file.record(holder)
+                self._lease_files[name] = _HeldLeaseFile(holder, lease_file)
+        except BaseException:
+            lease_file.close()
+            raise
+        if not acquired:
+            lease_file.close()
+        elif previous is not None and previous == dead_holder:
+            log.warning("lease_taken_from_ended_holder", name=name, holder=holder, ended=previous)
+        return acquired
+
+    async def _current_holder(self, name: str) -> str | None:
+        async with self._db.read() as session:
+            return await session.scalar(select(Lease.holder).where(Lease.name == name))
+
+    def _close_lease_file(self, name: str, holder: str) -> None:
+        held = self._lease_files.get(name)
+        if held is not None and held.holder == holder:
+            del self._lease_files[name]
+            held.lease_file.close()
 
     async def _acquire_advisory(self, name: str, holder: str, ttl: timedelta) -> bool:
         held = self._advisory.get(name)

@@ -51,7 +51,6 @@ from tests.reliability.databases import (
     CampaignDatabase,
     DatabaseKind,
     campaign_database,
-    free_dead_holders_lease,
 )
 from tests.reliability.invariants import check_anytime, check_final
 from tests.reliability.log_scan import read_logs, secret_hits
@@ -285,8 +284,6 @@ async def _run_lives(
             else:
                 report.child_errors.append(f"child {child.pid} exited with {exitcode}")
 
-            if target.kind == "sqlite":
-                await free_dead_holders_lease(db, config.lock_name)
             found = await check_anytime(db, node, world.players, world.created_raw)
             report.violations.extend(f"after life {report.lives}: {text}" for text in found)
             if progress and report.lives % 50 == 0:

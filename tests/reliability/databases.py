@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import delete, text
+from sqlalchemy import text
 
 from core.db.migrate import upgrade_to_head
-from core.db.models import Lease
 from core.db.session import Database
 from tests.environment import POSTGRES_URL
 
@@ -67,16 +66,3 @@ async def campaign_database(kind: DatabaseKind, workdir: Path) -> AsyncIterator[
         async with admin.engine.begin() as connection:
             await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         await admin.dispose()
-
-
-async def free_dead_holders_lease(db: Database, lock_name: str) -> None:
-    """Delete the settlement lease row of a process known to be dead.
-
-    On SQLite the row is the lock, and a killed holder's row blocks everyone until its
-    `expires_at`. The crash campaign has already reaped the holder, so deleting the row does
-    what the expiry would do, without waiting for it. The replica campaign leaves the row
-    alone and lets it expire. On PostgreSQL the advisory lock went with the dead connection
-    and the row only records who held it last, so deleting it changes nothing.
-    """
-    async with db.write() as session:
-        await session.execute(delete(Lease).where(Lease.name == lock_name))

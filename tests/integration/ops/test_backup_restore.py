@@ -13,11 +13,13 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.cli import main
+from core.clock import utc_now
 from core.db import Database
 from core.db.backup import BackupError, backup_sqlite, held_leases, restore_sqlite, verify_backup
 from core.db.locking import SettlementLock
 from core.db.migrate import head_revision
 from core.db.models import Payout, PayoutState, Player
+from tests.integration.db.helpers_lease import holder_process
 from tests.integration.ops.helpers_ops import NOW, add_ledger, ledger_counts
 
 
@@ -106,6 +108,27 @@ async def test_restore_refused_while_lease_held(
     finally:
         await db.dispose()
     report = restore_sqlite(backup, path, now=NOW + timedelta(minutes=11), keep_previous=False)
+    assert report.previous_copy is None
+
+
+async def test_restore_after_lease_holder_killed(
+    live: tuple[Path, Database], tmp_path: Path
+) -> None:
+    """A killed bot's lease has not expired, but its lease file shows the holder is gone."""
+    path, db = live
+    backup = tmp_path / "b.db"
+    await db.dispose()
+    backup_sqlite(path, backup)
+
+    with holder_process(path, "host:2:killed") as holder:
+        now = utc_now()
+        with pytest.raises(BackupError, match=r"held by host:2:killed"):
+            restore_sqlite(backup, path, now=now)
+        holder.kill()
+        holder.wait(30)
+
+    assert held_leases(path, now) == []
+    report = restore_sqlite(backup, path, now=now, keep_previous=False)
     assert report.previous_copy is None
 
 
