@@ -189,15 +189,18 @@ class NodeClient:
             payload["do_work"] = True
         expected_hash = block.hash()
 
+        def parse_processed_hash(reply: dict[str, Any]) -> str:
+            block_hash = parse_hash(reply, "hash", "process")
+            if block_hash != expected_hash:
+                log.error(
+                    "node_process_hash_mismatch", block_hash=expected_hash, node_hash=block_hash
+                )
+                raise malformed_reply("process", "hash")
+            return block_hash
+
         block_hash = await self._transport.post(
-            "process",
-            payload,
-            self._timeout_seconds,
-            lambda data: parse_hash(data, "hash", "process"),
+            "process", payload, self._timeout_seconds, parse_processed_hash
         )
-        if block_hash != expected_hash:
-            log.error("node_process_hash_mismatch", block_hash=expected_hash, node_hash=block_hash)
-            raise malformed_reply("process", "hash")
         log.info("node_block_processed", block_hash=block_hash, subtype=subtype)
         return block_hash
 

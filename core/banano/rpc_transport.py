@@ -35,12 +35,12 @@ _PARSE_ERRORS = (
 
 # Outcome of one HTTP request to the node.
 # ok: status 200 with a JSON object without an `error` key, whose fields were read.
-# error: such an object with one, or a 4xx status.
+# error: such an object whose `error` is text, or a 4xx status.
 # unavailable: no connection, a connection lost before the whole reply came, a closed session,
 # or a 5xx status.
 # timeout: the deadline passed.
 # invalid_response: status 200 with a body that is not a JSON object or whose fields cannot be
-# read, or a status other than 200 below 400.
+# read (a `process` reply naming another block included), or a status other than 200 below 400.
 RequestOutcome = Literal["ok", "error", "timeout", "unavailable", "invalid_response"]
 # Called once per HTTP request (each retry of a read is one) with the action and the outcome.
 RequestObserver = Callable[[str, RequestOutcome], None]
@@ -166,10 +166,11 @@ class NodeTransport:
 
         node_text = reply.get("error")
         if node_text is not None:
-            self._count(action, "error")
             if not isinstance(node_text, str):
+                self._count(action, "invalid_response")
                 log.warning("node_rpc_malformed_reply", action=action, elapsed_ms=elapsed_ms)
                 raise malformed_reply(action, "error")
+            self._count(action, "error")
             reply_error = error_from_text(node_text)
             log.debug(
                 "node_rpc_error_reply",

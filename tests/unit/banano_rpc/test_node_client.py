@@ -291,12 +291,18 @@ async def test_process_do_work_flag(
 
 
 async def test_process_other_hash_is_unavailable(
-    client: NodeClient, scripted_node: ScriptedNode, load_fixture: Loader
+    scripted_node: ScriptedNode, load_fixture: Loader
 ) -> None:
     scripted_node.respond(Reply.json({"hash": "0" * 64}))
+    outcomes: list[tuple[str, str]] = []
 
-    with pytest.raises(NodeUnavailableError):
-        await client.process(fixture_block(load_fixture))
+    async with NodeClient(
+        scripted_node.base_url, on_request=lambda *call: outcomes.append(call)
+    ) as client:
+        with pytest.raises(NodeUnavailableError, match="'hash' field"):
+            await client.process(fixture_block(load_fixture))
+
+    assert outcomes == [("process", "invalid_response")]
 
 
 @pytest.mark.parametrize(

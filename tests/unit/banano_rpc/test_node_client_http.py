@@ -173,7 +173,7 @@ async def test_proxy_variables_ignored(
     [
         (Reply.json({"work": "05ffdb3ffe19eaff", "hash": ROOT}), "ok"),
         (Reply.json({"error": "RPC control is disabled"}), "error"),
-        (Reply.json({"error": 5}), "error"),
+        (Reply.json({"error": 5}), "invalid_response"),
         (Reply(status=404), "error"),
         (Reply(status=500), "unavailable"),
         (Reply(status=503), "unavailable"),
