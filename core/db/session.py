@@ -280,7 +280,9 @@ class Database:
 
         On SQLite the transactions of one process run one after the other, so a `write()`
         must not wait for another `write()` inside it. A task cancelled inside the block
-        rolls back, once a statement already running in aiosqlite's thread has ended.
+        rolls back, once a statement already running in aiosqlite's thread has ended. A task
+        cancelled during the commit gets `CancelledError` although the commit may have
+        completed, so read the state again before acting on such a cancelled write.
         """
         queue = self._sqlite_write_queue()
         if queue is None:

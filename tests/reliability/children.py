@@ -82,6 +82,10 @@ class Child:
         still returns its exit code.
         """
         if not self.killed:
+            # The process id of a child that has already been reaped may belong to another
+            # process by now, so it is checked first.
+            if not self.process.is_alive():
+                return False
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
