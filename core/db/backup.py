@@ -200,7 +200,9 @@ def _holder_ended(target: Path, name: str, holder: str) -> bool:
     if lease_file is None:
         return False
     try:
-        return lease_file.recorded_holder() == holder
+        return holder in lease_file.recorded_holders()
+    except OSError:
+        return False
     finally:
         lease_file.close()
 

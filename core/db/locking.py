@@ -33,9 +33,10 @@ id must be unique per process; `new_holder_id()` makes one.
 
 SQLite: the `leases` row is the lock. One atomic upsert inserts it when absent and takes it
 over only when it has expired or already belongs to the same holder. For a database file, a
-holder also locks a file beside it (`core.db.lease_file`) while it holds the lease, so a
-process that finds the holder's file lock gone takes a killed holder's lease at once.
-Otherwise a crashed holder's lease becomes free once its `expires_at` has passed.
+process takes the lease only while it holds the lock of a file beside it
+(`core.db.lease_file`), and keeps that lock as long as the lease. So a lease whose holder the
+file names can be taken at once by the next process that gets the file lock. Where the file
+cannot be used, a crashed holder's lease becomes free once its `expires_at` has passed.
 
 PostgreSQL: a session-level advisory lock (`pg_try_advisory_lock`) on a dedicated connection
 is the lock, held until `release` or until that connection closes, so a crashed process
@@ -296,27 +297,47 @@ class SettlementLock:
             log.warning("lease_file_unavailable", name=name, path=str(path), error=_describe(error))
             return await self._upsert_lease(name, holder, ttl, take_over_live=False)
         if lease_file is None:
-            # A live process holds the file: the lease's holder, or one checking it just now.
-            return await self._upsert_lease(name, holder, ttl, take_over_live=False)
+            # A live process holds the file: the lease's holder, or one taking or checking it.
+            return False
 
         try:
-            # This process holds the file lock, so the process that wrote this id has ended.
-            dead_holder = lease_file.recorded_holder()
-            previous = await self._current_holder(name)
-            acquired = await self._upsert_lease(
-                name, holder, ttl, take_over_live=False, dead_holder=dead_holder
-            )
-            if acquired:
-                lease_file.record(holder)
-                self._lease_files[name] = _HeldLeaseFile(holder, lease_file)
+            acquired = await self._acquire_holding_file(name, holder, ttl, lease_file)
+        except OSError as error:
+            lease_file.close()
+            log.warning("lease_file_unavailable", name=name, path=str(path), error=_describe(error))
+            return await self._upsert_lease(name, holder, ttl, take_over_live=False)
         except BaseException:
             lease_file.close()
             raise
-        if not acquired:
+        if acquired:
+            self._lease_files[name] = _HeldLeaseFile(holder, lease_file)
+        else:
             lease_file.close()
-        elif previous is not None and previous == dead_holder:
-            log.warning("lease_taken_from_ended_holder", name=name, holder=holder, ended=previous)
         return acquired
+
+    async def _acquire_holding_file(
+        self, name: str, holder: str, ttl: timedelta, lease_file: LeaseFile
+    ) -> bool:
+        """Take the lease while holding its file lock, and record `holder` in the file."""
+        ended = lease_file.recorded_holders()
+        current = await self._current_holder(name)
+        dead_holder = current if current is not None and current in ended else None
+        # Written before the row. If this process dies before it records the outcome, the
+        # file then names both possible owners of the row, and the next process takes it.
+        lease_file.record([holder] if dead_holder is None else [holder, dead_holder])
+        acquired = await self._upsert_lease(
+            name, holder, ttl, take_over_live=False, dead_holder=dead_holder
+        )
+        if not acquired:
+            lease_file.record(sorted(ended))
+            return False
+
+        lease_file.record([holder])
+        if dead_holder is not None:
+            log.warning(
+                "lease_taken_from_ended_holder", name=name, holder=holder, ended=dead_holder
+            )
+        return True
 
     async def _current_holder(self, name: str) -> str | None:
         async with self._db.read() as session:
@@ -324,8 +345,15 @@ class SettlementLock:
 
     def _close_lease_file(self, name: str, holder: str) -> None:
         held = self._lease_files.get(name)
-        if held is not None and held.holder == holder:
-            del self._lease_files[name]
+        if held is None or held.holder != holder:
+            return
+        del self._lease_files[name]
+        try:
+            held.lease_file.record([])
+        except OSError as error:
+            # The row is gone already, so an id left in the file names no lease.
+            log.warning("lease_file_clear_failed", name=name, error=_describe(error))
+        finally:
             held.lease_file.close()
 
     async def _acquire_advisory(self, name: str, holder: str, ttl: timedelta) -> bool:
@@ -413,5 +441,7 @@ def _validate(name: str, holder: str, ttl: timedelta) -> None:
         raise ValueError(f"lease name must be 1 to {MAX_NAME_LENGTH} characters, got {name!r}")
     if not holder or len(holder) > MAX_HOLDER_LENGTH:
         raise ValueError(f"lease holder must be 1 to {MAX_HOLDER_LENGTH} characters")
+    if "\n" in holder or "\r" in holder:
+        raise ValueError("lease holder must not contain a line break")
     if ttl <= timedelta(0):
         raise ValueError(f"lease ttl must be positive, got {ttl}")

@@ -1,4 +1,4 @@
-"""A process that holds a SQLite lease until it is killed, for the lease file tests."""
+"""SQLite lease helpers: a process that holds a lease until it is killed, and no lease file."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from core.db import Database
+from core.db.lease_file import lease_file_path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -51,3 +54,14 @@ def holder_process(
     finally:
         child.kill()
         child.wait(30)
+
+
+def without_lease_file(db: Database, name: str) -> None:
+    """Put a directory where lease `name`'s file goes, so the lease relies on its expiry alone.
+
+    With a usable lease file a holder that is still alive keeps its lease past the expiry, as
+    on PostgreSQL. Tests of a lease that lapses, or of a holder that crashed without the file,
+    run this way.
+    """
+    assert db.engine.url.database is not None
+    lease_file_path(Path(db.engine.url.database), name).mkdir()

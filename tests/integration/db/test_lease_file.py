@@ -79,12 +79,66 @@ async def test_holder_recorded_while_held(sqlite_database: Database) -> None:
 
     assert await lock.try_acquire(NAME, "holder-a", TTL)
     assert LeaseFile.try_lock(path) is None
+    assert path.read_text().split() == ["holder-a"]
     await lock.release(NAME, "holder-a")
 
     lease_file = LeaseFile.try_lock(path)
     assert lease_file is not None
-    assert lease_file.recorded_holder() == "holder-a"
+    assert lease_file.recorded_holders() == frozenset()
     lease_file.close()
+
+
+async def test_busy_lease_file_refuses_reused_holder(sqlite_database: Database) -> None:
+    """A holder id used again while another process checks the file gets no lease.
+
+    Taking the row without the file lock would leave the file naming this live holder from
+    its earlier tenure, so the next process to get the lock would take its lease.
+    """
+    path = lease_file_path(database_path(sqlite_database), NAME)
+    clock = FakeClock()
+    lock = SettlementLock(sqlite_database, clock=clock)
+    assert await lock.try_acquire(NAME, "holder-a", TTL)
+    await lock.release(NAME, "holder-a")
+
+    checker = LeaseFile.try_lock(path)
+    assert checker is not None
+    assert not await lock.try_acquire(NAME, "holder-a", TTL)
+    checker.close()
+    assert await lock.try_acquire(NAME, "holder-a", TTL)
+
+    other = SettlementLock(sqlite_database, clock=clock)
+    assert not await other.try_acquire(NAME, "holder-b", TTL)
+    assert await lease_holder(sqlite_database) == "holder-a"
+    await lock.release(NAME, "holder-a")
+
+
+@pytest.mark.parametrize(
+    ("row_holder", "recorded"),
+    [
+        ("holder-dead", ["holder-next", "holder-dead"]),
+        ("holder-next", ["holder-next", "holder-dead"]),
+    ],
+    ids=["killed-before-row", "killed-after-row"],
+)
+async def test_killed_mid_acquire_lease_free(
+    sqlite_database: Database, row_holder: str, recorded: list[str]
+) -> None:
+    """A process killed while taking a dead holder's lease leaves a file naming both."""
+    clock = FakeClock()
+    async with sqlite_database.write() as session:
+        session.add(
+            Lease(name=NAME, holder=row_holder, acquired_at=clock.now, expires_at=clock.now + TTL)
+        )
+    path = lease_file_path(database_path(sqlite_database), NAME)
+    lease_file = LeaseFile.try_lock(path)
+    assert lease_file is not None
+    lease_file.record(recorded)
+    lease_file.close()
+
+    lock = SettlementLock(sqlite_database, clock=clock)
+    assert await lock.try_acquire(NAME, "holder-c", TTL)
+    assert await lease_holder(sqlite_database) == "holder-c"
+    await lock.release(NAME, "holder-c")
 
 
 async def test_second_lock_object_in_process_busy(sqlite_database: Database) -> None:
@@ -114,12 +168,48 @@ async def test_unusable_lease_file_falls_back_to_expiry(sqlite_database: Databas
     assert await second.try_acquire(NAME, "holder-b", TTL)
 
 
-def test_lease_file_path_names() -> None:
-    database = Path("/data/pay2slay.db")
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+async def test_odd_lease_path_falls_back(sqlite_database: Database, kind: str) -> None:
+    path = lease_file_path(database_path(sqlite_database), NAME)
+    target = path.with_name("unrelated.txt")
+    target.write_text("keep me")
+    if kind == "symlink":
+        path.symlink_to(target)
+    else:
+        os.mkfifo(path)
+    clock = FakeClock()
+    lock = SettlementLock(sqlite_database, clock=clock)
 
-    assert lease_file_path(database, "settlement") == Path("/data/pay2slay.db-lease-settlement")
+    with structlog.testing.capture_logs() as logs:
+        assert await lock.try_acquire(NAME, "holder-a", TTL)
+    assert [entry["event"] for entry in logs].count("lease_file_unavailable") == 1
+    assert target.read_text() == "keep me"
+    await lock.release(NAME, "holder-a")
+
+
+def test_lease_file_path_resolves_links(tmp_path: Path) -> None:
+    real = tmp_path / "real.db"
+    real.touch()
+    link = tmp_path / "link.db"
+    link.symlink_to(real)
+
+    assert lease_file_path(link, NAME) == lease_file_path(real, NAME)
+    assert lease_file_path(link, NAME).name == "real.db-lease-settlement"
+
+
+async def test_holder_with_line_break_rejected(sqlite_database: Database) -> None:
+    lock = SettlementLock(sqlite_database)
+
+    with pytest.raises(ValueError, match="line break"):
+        await lock.try_acquire(NAME, "holder-a\nholder-b", TTL)
+
+
+def test_lease_file_path_names(tmp_path: Path) -> None:
+    database = tmp_path / "pay2slay.db"
+
+    assert lease_file_path(database, "settlement") == tmp_path / "pay2slay.db-lease-settlement"
     hashed = lease_file_path(database, "../../etc/passwd")
-    assert hashed.parent == Path("/data")
+    assert hashed.parent == tmp_path
     assert hashed.name.startswith("pay2slay.db-lease-")
     assert "/" not in hashed.name.removeprefix("pay2slay.db-lease-")
 
@@ -131,7 +221,7 @@ def test_closed_lease_file_rejects_use(tmp_path: Path) -> None:
     lease_file.close()
 
     with pytest.raises(ValueError, match="closed"):
-        lease_file.record("holder-a")
+        lease_file.record(["holder-a"])
 
 
 def test_lease_file_mode_is_private(tmp_path: Path) -> None:
@@ -140,3 +230,16 @@ def test_lease_file_mode_is_private(tmp_path: Path) -> None:
     lease_file.close()
 
     assert os.stat(tmp_path / "lease").st_mode & 0o777 == 0o600
+
+
+async def test_live_holder_keeps_lease_past_expiry(sqlite_database: Database) -> None:
+    clock = FakeClock()
+    holder = SettlementLock(sqlite_database, clock=clock)
+    successor = SettlementLock(sqlite_database, clock=clock)
+    assert await holder.try_acquire(NAME, "holder-a", TTL)
+
+    clock.advance(TTL * 2)
+
+    assert not await successor.try_acquire(NAME, "holder-b", TTL)
+    assert await lease_holder(sqlite_database) == "holder-a"
+    await holder.release(NAME, "holder-a")

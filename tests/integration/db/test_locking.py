@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 from core.db import Database
 from core.db.locking import SettlementLock, advisory_key, new_holder_id
 from core.db.models import Lease
+from tests.integration.db.helpers_lease import without_lease_file
 from tests.integration.db.helpers_rows import NOW, FakeClock
 
 NAME = "settlement"
@@ -174,6 +175,7 @@ async def test_hold_renews_while_running(database: Database) -> None:
 
 
 async def test_sqlite_hold_notices_lost_lease(sqlite_database: Database) -> None:
+    without_lease_file(sqlite_database, NAME)
     clock = FakeClock()
     lock = SettlementLock(sqlite_database, clock=clock)
     successor = SettlementLock(sqlite_database, clock=clock)
@@ -212,6 +214,7 @@ async def test_invalid_arguments_rejected(
 
 
 async def test_sqlite_expired_lease_taken_over(sqlite_database: Database) -> None:
+    without_lease_file(sqlite_database, NAME)
     clock = FakeClock()
     crashed = SettlementLock(sqlite_database, clock=clock)
     assert await crashed.try_acquire(NAME, "holder-a", TTL)

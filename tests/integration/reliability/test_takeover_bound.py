@@ -1,8 +1,9 @@
 """The settlement lease never outlives two settlement intervals after its holder dies.
 
-On SQLite the lease row is the lock, so a crashed holder blocks the other processes until
-the row's `expires_at`. The lease used to last 10 minutes whatever the interval, so with
-`scheduler_minutes` below 10 a takeover could take many intervals.
+On SQLite the lease row is the lock. Where the lease file beside the database cannot be
+used, a crashed holder blocks the other processes until the row's `expires_at`. The lease
+used to last 10 minutes whatever the interval, so with `scheduler_minutes` below 10 a
+takeover could take many intervals.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from core.config import load_settings
 from core.db.locking import SettlementLock
 from core.db.session import Database
 from core.services.settlement import DEFAULT_LOCK_TTL, SettlementPolicy
+from tests.integration.db.helpers_lease import without_lease_file
 
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs"
 LOCK_NAME = "reliability-takeover"
@@ -55,6 +57,9 @@ class SteppedClock:
 async def test_dead_holder_lease_free_within_two_intervals(sqlite_database: Database) -> None:
     interval = timedelta(minutes=3)
     ttl = min(DEFAULT_LOCK_TTL, interval)
+    # The lease file would free a dead holder's lease at once, so this checks the expiry
+    # that remains where the file cannot be used.
+    without_lease_file(sqlite_database, LOCK_NAME)
     clock = SteppedClock()
     dead = SettlementLock(sqlite_database, clock=clock)
     survivor = SettlementLock(sqlite_database, clock=clock)

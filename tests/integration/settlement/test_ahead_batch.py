@@ -18,6 +18,7 @@ from core.db.session import Database
 from core.sandbox.banano_node import SandboxBananoNode
 from core.services.payout_processor import PayoutSnapshot
 from core.services.settlement import SettlementService
+from tests.integration.db.helpers_lease import without_lease_file
 from tests.integration.settlement.helpers_world import (
     RAW_PER_KILL,
     TEST_LOCK_NAME,
@@ -96,6 +97,8 @@ async def test_stale_reconciler_read_fails_nothing(
     reading and releases its accruals. A submits the stored block. Money rules: only a block
     that can never be confirmed lets its accruals be claimed again; no accrual is paid twice.
     """
+    # A live holder's lease lapses only where the lease file cannot be used.
+    without_lease_file(sqlite_database, TEST_LOCK_NAME)
     world = World(sqlite_database)
     players = await world.add_players(3)
     for player in players:

@@ -32,6 +32,7 @@ from core.services.faucet_flags import set_paused
 from core.services.payout_processor import PayoutProcessor, StepHook
 from core.services.payout_retry import RetryKind, retry_payout
 from core.services.settlement import SettlementService
+from tests.integration.db.helpers_lease import without_lease_file
 from tests.integration.settlement.helpers_world import (
     LOW_WORK_THRESHOLD,
     RAW_PER_KILL,
@@ -263,6 +264,8 @@ async def test_lease_lost_during_batch_stops_sends(
     another process holds the lease, only the batch already being sent goes out; no payout
     created after that is sent.
     """
+    # A live holder's lease lapses only where the lease file cannot be used.
+    without_lease_file(sqlite_database, TEST_LOCK_NAME)
     world = World(sqlite_database)
     players = await world.add_players(1 + 2 + 4 + 8 + 16 + 32 + 64)
     for player in players:

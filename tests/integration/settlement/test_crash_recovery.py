@@ -12,6 +12,7 @@ from core.db.models import Payout, PayoutState
 from core.db.session import Database
 from core.sandbox.banano_node import SandboxBananoNode
 from core.services.settlement import RunOutcome
+from tests.integration.db.helpers_lease import without_lease_file
 from tests.integration.settlement.helpers_world import (
     TEST_LOCK_NAME,
     CrashAt,
@@ -92,7 +93,11 @@ async def test_crash_after_each_step_postgres(
 
 
 async def test_stale_lease_expires(sqlite_database: Database, node: SandboxBananoNode) -> None:
-    """A crashed process's lease delays the next run until it expires; nothing is lost."""
+    """A crashed process's lease delays the next run until it expires; nothing is lost.
+
+    That is the case where the lease file cannot be used; otherwise the lease is free at once.
+    """
+    without_lease_file(sqlite_database, TEST_LOCK_NAME)
     world = World(sqlite_database)
     player = await world.add_player()
     await world.add_accrual(player, 2)
