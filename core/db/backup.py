@@ -6,10 +6,13 @@ next to its destination under a temporary name with mode 0600, switched to a sin
 (journal mode DELETE), checked with `PRAGMA integrity_check` and `PRAGMA foreign_key_check`,
 and only then renamed into place.
 
-A restore checks the backup the same way and rejects the restore while any lease in the target
-database is held (a settlement is running). It keeps a copy of the current database unless
-`keep_previous` is False, then copies the backup into the target through the backup API, which
-writes under SQLite's own locks instead of replacing the file under open connections.
+A restore checks the backup the same way and rejects the restore while a process may hold a
+lease of the target database (a settlement is running): its lease file is locked, or its row
+has not expired and the lease file does not show that the holder has ended. It keeps the lease
+files locked until the copy is done. Unless `keep_previous` is False, it first saves a copy of
+the current database. It copies the backup into the target through the backup API, which
+writes under SQLite's own locks instead of replacing the file under open connections, and
+clears the leases the backup contained.
 
 NOTE: a bot that is running but between settlements holds no lease, so the lease check cannot
 see it. Stop the bot before a restore, as docs/operations.md says; a bot left running keeps
@@ -20,6 +23,7 @@ PostgreSQL databases are backed up with `pg_dump` instead; docs/operations.md sh
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import secrets
@@ -36,6 +40,7 @@ from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.orm import Session
 
 from core.db.lease_file import LeaseFile, lease_file_path
+from core.db.locking import SETTLEMENT_LOCK_NAME
 from core.db.migrate import alembic_config
 from core.db.models import Lease
 from core.db.session import SQLITE_BUSY_TIMEOUT_MS
@@ -79,11 +84,20 @@ class RestoreReport:
 
 @dataclass(frozen=True, slots=True)
 class HeldLease:
-    """A lease that was still held when a restore was asked for."""
+    """A lease that was still held when a restore was asked for.
+
+    `holder` and `expires_at` are None for a lease whose file a running process has locked,
+    which it may be taking right now.
+    """
 
     name: str
-    holder: str
-    expires_at: datetime
+    holder: str | None
+    expires_at: datetime | None
+
+    def describe(self) -> str:
+        """Return the lease's name and who holds it, for a message."""
+        holder = "a running process" if self.holder is None else self.holder
+        return f"{self.name} (held by {holder})"
 
 
 def backup_sqlite(source: Path, destination: Path, *, overwrite: bool = False) -> BackupReport:
@@ -167,12 +181,77 @@ def _check_database(path: Path, *, read_only: bool) -> BackupReport:
 
 
 def held_leases(target: Path, now: datetime) -> list[HeldLease]:
-    """Return the leases in the database file `target` that have not expired at `now`.
+    """Return the leases of the database file `target` that a process may still hold at `now`.
 
-    A lease whose holder's process has ended, as its lease file shows, is not listed.
+    Listed: every lease whose file beside the database a running process has locked, and
+    every lease row unexpired at `now` unless its lease file shows that the holder has ended.
     """
     if not target.is_file():
         return []
+    with _lease_files_locked(target) as files:
+        return _held_leases(target, now, files)
+
+
+@dataclass(slots=True)
+class _LeaseFiles:
+    """The lease files of a database: those this process locked, and those others hold."""
+
+    locked: dict[Path, LeaseFile]
+    busy: list[Path]
+
+
+@contextmanager
+def _lease_files_locked(target: Path) -> Iterator[_LeaseFiles]:
+    """Lock every lease file of `target` for the block, the settlement one created if missing.
+
+    While the block runs, no process that uses these files can take their leases.
+    """
+    settlement_path = lease_file_path(target, SETTLEMENT_LOCK_NAME)
+    prefix = settlement_path.name.removesuffix(SETTLEMENT_LOCK_NAME)
+    paths = {settlement_path, *settlement_path.parent.glob(f"{glob.escape(prefix)}*")}
+    files = _LeaseFiles(locked={}, busy=[])
+    try:
+        for path in sorted(paths):
+            try:
+                lease_file = LeaseFile.try_lock(path)
+            except OSError:
+                # No process can lock an unusable file, so the lease rows alone decide.
+                continue
+            if lease_file is None:
+                files.busy.append(path)
+            else:
+                files.locked[path] = lease_file
+        yield files
+    finally:
+        for lease_file in files.locked.values():
+            lease_file.close()
+
+
+def _held_leases(target: Path, now: datetime, files: _LeaseFiles) -> list[HeldLease]:
+    prefix = lease_file_path(target, SETTLEMENT_LOCK_NAME).name.removesuffix(SETTLEMENT_LOCK_NAME)
+    rows = _unexpired_leases(target, now)
+    rows_by_path = {lease_file_path(target, row.name): row for row in rows}
+    held: list[HeldLease] = []
+    for path in files.busy:
+        row = rows_by_path.get(path)
+        if row is None:
+            held.append(HeldLease(path.name.removeprefix(prefix), None, None))
+        else:
+            held.append(HeldLease(row.name, row.holder, row.expires_at))
+    for path, row in rows_by_path.items():
+        if path in files.busy:
+            continue
+        lease_file = files.locked.get(path)
+        try:
+            ended = lease_file is not None and row.holder in lease_file.recorded_holders()
+        except OSError:
+            ended = False
+        if not ended:
+            held.append(HeldLease(row.name, row.holder, row.expires_at))
+    return held
+
+
+def _unexpired_leases(target: Path, now: datetime) -> list[Lease]:
     # A short-lived synchronous engine, because a restore runs outside the event loop and
     # the stdlib driver needs no extra package. The model's column types read the times.
     engine = create_engine(f"sqlite:///{target}")
@@ -180,31 +259,12 @@ def held_leases(target: Path, now: datetime) -> list[HeldLease]:
         # A database never migrated has no leases table, and so no lease to hold.
         if not inspect(engine).has_table(Lease.__tablename__):
             return []
-        with Session(engine) as session:
+        with Session(engine, expire_on_commit=False) as session:
             rows = session.scalars(select(Lease).where(Lease.expires_at > now)).all()
-            return [
-                HeldLease(row.name, row.holder, row.expires_at)
-                for row in rows
-                if not _holder_ended(target, row.name, row.holder)
-            ]
+            session.expunge_all()
+            return list(rows)
     finally:
         engine.dispose()
-
-
-def _holder_ended(target: Path, name: str, holder: str) -> bool:
-    """Return whether the lease file shows that `holder`'s process has ended."""
-    try:
-        lease_file = LeaseFile.try_lock(lease_file_path(target, name))
-    except OSError:
-        return False
-    if lease_file is None:
-        return False
-    try:
-        return holder in lease_file.recorded_holders()
-    except OSError:
-        return False
-    finally:
-        lease_file.close()
 
 
 def restore_sqlite(
@@ -228,28 +288,35 @@ def restore_sqlite(
     if target.exists() and _same_file(backup, target):
         raise BackupError("The backup file is the database file itself; nothing to restore.")
 
-    leases = held_leases(target, now)
-    if leases:
-        held = ", ".join(f"{lease.name} (held by {lease.holder})" for lease in leases)
-        raise BackupError(
-            f"The database is in use: these leases are held: {held}. Stop the bot, then "
-            "restore. A lease that stays after the bot has stopped expires within 10 minutes."
-        )
-
-    previous: Path | None = None
-    if keep_previous and target.is_file():
-        stamp = now.strftime("%Y%m%dT%H%M%SZ")
-        previous = target.with_name(f"{target.name}.before-restore-{stamp}")
-        backup_sqlite(target, previous)
-
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with _connect(backup, read_only=True) as src, _connect(target, create=True) as dst:
-            src.backup(dst)
-        # The target may be in WAL mode, which a read-only connection cannot always open.
-        restored = _check_database(target, read_only=False)
-    except sqlite3.Error as error:
-        raise BackupError(f"The restore failed: {_sqlite_reason(error)}.") from error
+    # The lease files stay locked until the copy is done, so no process that uses them can
+    # start a settlement in between.
+    with _lease_files_locked(target) as files:
+        leases = _held_leases(target, now, files) if target.is_file() else []
+        if leases:
+            held = ", ".join(lease.describe() for lease in leases)
+            raise BackupError(
+                f"The database is in use: these leases are held: {held}. Stop the bot, then "
+                "restore. A lease that stays after the bot has stopped expires within 10 "
+                "minutes."
+            )
+
+        previous: Path | None = None
+        if keep_previous and target.is_file():
+            stamp = now.strftime("%Y%m%dT%H%M%SZ")
+            previous = target.with_name(f"{target.name}.before-restore-{stamp}")
+            backup_sqlite(target, previous)
+
+        try:
+            with _connect(backup, read_only=True) as src, _connect(target, create=True) as dst:
+                src.backup(dst)
+                # The backup's leases belonged to processes of its time. None of them holds a
+                # lease now, as the check above found, so they would only delay the next run.
+                _clear_leases(dst)
+            # The target may be in WAL mode, which a read-only connection cannot always open.
+            restored = _check_database(target, read_only=False)
+        except sqlite3.Error as error:
+            raise BackupError(f"The restore failed: {_sqlite_reason(error)}.") from error
 
     log.info(
         "database_restored",
@@ -277,6 +344,15 @@ def _connect(
     connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     with closing(connection):
         yield connection
+
+
+def _clear_leases(connection: sqlite3.Connection) -> None:
+    exists = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'leases'"
+    ).fetchone()
+    if exists is not None:
+        with connection:
+            connection.execute("DELETE FROM leases")
 
 
 def _read_revision(connection: sqlite3.Connection) -> str | None:

@@ -28,8 +28,9 @@ API (every method is a coroutine unless marked):
 - `advisory_key(name, schema) -> int` (plain function): the PostgreSQL advisory lock key for
   `name` in the schema that contains the tables.
 
-`name` is at most 64 characters, `holder` at most 128 and `ttl` must be positive. A holder
-id must be unique per process; `new_holder_id()` makes one.
+`name` is at most 64 characters, `holder` at most 128 without line breaks, and `ttl` must be
+positive. Two processes must never use the same holder id; `new_holder_id()` makes a new one
+for each call.
 
 SQLite: the `leases` row is the lock. One atomic upsert inserts it when absent and takes it
 over only when it has expired or already belongs to the same holder. For a database file, a
@@ -70,6 +71,8 @@ from core.db.session import Database, sqlite_file_path
 
 log = structlog.get_logger(__name__)
 
+# The lease of settlement runs, retries and going live.
+SETTLEMENT_LOCK_NAME = "settlement"
 MAX_NAME_LENGTH = 64
 MAX_HOLDER_LENGTH = 128
 
@@ -303,9 +306,13 @@ class SettlementLock:
         try:
             acquired = await self._acquire_holding_file(name, holder, ttl, lease_file)
         except OSError as error:
+            # Not a fall-back to the expiry: the file may name this holder by now, and a row
+            # taken without the file lock would then be taken from it by the next process.
             lease_file.close()
-            log.warning("lease_file_unavailable", name=name, path=str(path), error=_describe(error))
-            return await self._upsert_lease(name, holder, ttl, take_over_live=False)
+            log.warning(
+                "lease_file_write_failed", name=name, path=str(path), error=_describe(error)
+            )
+            return False
         except BaseException:
             lease_file.close()
             raise
@@ -332,7 +339,11 @@ class SettlementLock:
             lease_file.record(sorted(ended))
             return False
 
-        lease_file.record([holder])
+        try:
+            lease_file.record([holder])
+        except OSError as error:
+            # The file names this holder already, and this process keeps its lock.
+            log.warning("lease_file_write_failed", name=name, error=_describe(error))
         if dead_holder is not None:
             log.warning(
                 "lease_taken_from_ended_holder", name=name, holder=holder, ended=dead_holder

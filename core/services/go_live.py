@@ -20,12 +20,11 @@ from sqlalchemy import select, update
 
 from core.clock import Clock, utc_now
 from core.db.claims import release_claims
-from core.db.locking import SettlementLock, new_holder_id
+from core.db.locking import SETTLEMENT_LOCK_NAME, SettlementLock, new_holder_id
 from core.db.models import Accrual, Payout, PayoutState
 from core.db.session import Database
 from core.errors import Pay2SlayError
 from core.services.audit import record_audit
-from core.services.settlement import SETTLEMENT_LOCK_NAME
 
 log = structlog.get_logger(__name__)
 

@@ -28,7 +28,7 @@ from core.banano.units import format_ban
 from core.clock import Clock, utc_now
 from core.config.integrations import IntegrationsSettings
 from core.config.payout import PayoutSettings
-from core.db.locking import SettlementLock, new_holder_id
+from core.db.locking import SETTLEMENT_LOCK_NAME, SettlementLock, new_holder_id
 from core.db.models import SettlementRun
 from core.db.session import Database
 from core.observability.metrics import Metrics
@@ -69,7 +69,6 @@ from core.services.settlement_selection import (
 
 log = structlog.get_logger(__name__)
 
-SETTLEMENT_LOCK_NAME = "settlement"
 DEFAULT_LOCK_TTL = timedelta(minutes=10)
 # The largest batch of live payouts committed together and sent as one chain of blocks.
 SEND_BATCH_LIMIT = 64

@@ -59,9 +59,9 @@ def holder_process(
 def without_lease_file(db: Database, name: str) -> None:
     """Put a directory where lease `name`'s file goes, so the lease relies on its expiry alone.
 
-    With a usable lease file a holder that is still alive keeps its lease past the expiry, as
-    on PostgreSQL. Tests of a lease that lapses, or of a holder that crashed without the file,
-    run this way.
+    With a usable lease file no other process takes a live holder's lease, even after its
+    expiry, as on PostgreSQL. Tests of a lease that lapses, or of a holder that crashed
+    without the file, run this way.
     """
     assert db.engine.url.database is not None
     lease_file_path(Path(db.engine.url.database), name).mkdir()

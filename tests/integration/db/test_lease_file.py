@@ -243,3 +243,38 @@ async def test_live_holder_keeps_lease_past_expiry(sqlite_database: Database) ->
     assert not await successor.try_acquire(NAME, "holder-b", TTL)
     assert await lease_holder(sqlite_database) == "holder-a"
     await holder.release(NAME, "holder-a")
+
+
+@pytest.mark.parametrize(("failing_write", "acquired"), [(1, False), (2, True)])
+async def test_lease_file_write_error(
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch, failing_write: int, acquired: bool
+) -> None:
+    """A write error before the row is taken gives no lease; one after it keeps the file lock.
+
+    Either way the lease never ends up held without the file lock, which the next process to
+    get that lock would take as a dead holder's.
+    """
+    path = lease_file_path(database_path(sqlite_database), NAME)
+    original_record = LeaseFile.record
+    writes = 0
+
+    def failing_record(self: LeaseFile, holders: list[str]) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == failing_write:
+            raise OSError(5, "Input/output error")
+        original_record(self, holders)
+
+    monkeypatch.setattr(LeaseFile, "record", failing_record)
+    lock = SettlementLock(sqlite_database, clock=FakeClock())
+
+    assert await lock.try_acquire(NAME, "holder-a", TTL) is acquired
+    if acquired:
+        assert await lease_holder(sqlite_database) == "holder-a"
+        assert LeaseFile.try_lock(path) is None
+        await lock.release(NAME, "holder-a")
+    else:
+        assert await lease_holder(sqlite_database) is None
+    lease_file = LeaseFile.try_lock(path)
+    assert lease_file is not None
+    lease_file.close()

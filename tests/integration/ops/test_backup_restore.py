@@ -15,10 +15,12 @@ from sqlalchemy import select, update
 from bot.cli import main
 from core.clock import utc_now
 from core.db import Database
+from core.db import backup as backup_module
 from core.db.backup import BackupError, backup_sqlite, held_leases, restore_sqlite, verify_backup
+from core.db.lease_file import LeaseFile, lease_file_path
 from core.db.locking import SettlementLock
 from core.db.migrate import head_revision
-from core.db.models import Payout, PayoutState, Player
+from core.db.models import Lease, Payout, PayoutState, Player
 from tests.integration.db.helpers_lease import holder_process
 from tests.integration.ops.helpers_ops import NOW, add_ledger, ledger_counts
 
@@ -102,13 +104,63 @@ async def test_restore_refused_while_lease_held(
         with pytest.raises(BackupError, match=r"settlement \(held by host:1:abc\)"):
             restore_sqlite(backup, path, now=NOW)
         assert [lease.name for lease in held_leases(path, NOW)] == ["settlement"]
-
-        # Once the lease has expired the restore goes ahead.
-        assert held_leases(path, NOW + timedelta(minutes=11)) == []
+        # A live holder keeps its lease file locked, so even an expired row counts.
+        later = NOW + timedelta(minutes=11)
+        assert [lease.holder for lease in held_leases(path, later)] == [None]
+        await lock.release("settlement", "host:1:abc")
     finally:
         await db.dispose()
+    report = restore_sqlite(backup, path, now=NOW, keep_previous=False)
+    assert report.previous_copy is None
+
+
+async def test_restore_waits_for_unrecorded_lease_expiry(
+    live: tuple[Path, Database], tmp_path: Path
+) -> None:
+    """A lease row whose holder the lease file never named counts until it expires."""
+    path, db = live
+    backup = tmp_path / "b.db"
+    try:
+        backup_sqlite(path, backup)
+        async with db.write() as session:
+            session.add(
+                Lease(
+                    name="settlement",
+                    holder="host:3:old",
+                    acquired_at=NOW,
+                    expires_at=NOW + timedelta(minutes=10),
+                )
+            )
+    finally:
+        await db.dispose()
+
+    with pytest.raises(BackupError, match=r"held by host:3:old"):
+        restore_sqlite(backup, path, now=NOW)
     report = restore_sqlite(backup, path, now=NOW + timedelta(minutes=11), keep_previous=False)
     assert report.previous_copy is None
+
+
+async def test_restore_clears_backup_leases(live: tuple[Path, Database], tmp_path: Path) -> None:
+    """A backup taken during a settlement contains its lease, which no process holds now."""
+    path, db = live
+    backup = tmp_path / "b.db"
+    try:
+        lock = SettlementLock(db, clock=lambda: NOW)
+        assert await lock.try_acquire("settlement", "host:4:then", timedelta(minutes=10))
+        backup_sqlite(path, backup)
+        await lock.release("settlement", "host:4:then")
+    finally:
+        await db.dispose()
+
+    restore_sqlite(backup, path, now=NOW, keep_previous=False)
+
+    assert held_leases(path, NOW) == []
+    restored = Database.from_url(f"sqlite:///{path}")
+    try:
+        async with restored.read() as session:
+            assert list(await session.scalars(select(Lease))) == []
+    finally:
+        await restored.dispose()
 
 
 async def test_restore_after_lease_holder_killed(
@@ -212,3 +264,32 @@ async def test_cli_backup_and_restore(
         assert (await ledger_counts(db)).players == 5
     finally:
         await db.dispose()
+
+
+async def test_restore_keeps_lease_file_locked(
+    live: tuple[Path, Database], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the backup is copied in, no process can take the settlement lease."""
+    path, db = live
+    backup = tmp_path / "b.db"
+    await db.dispose()
+    backup_sqlite(path, backup)
+    original_check = backup_module._check_database
+    seen_during_copy: list[bool] = []
+
+    def check_while_locked(checked: Path, *, read_only: bool) -> object:
+        # The restore checks the backup first, then the database it copied in.
+        if checked == path:
+            lease_file = LeaseFile.try_lock(lease_file_path(path, "settlement"))
+            seen_during_copy.append(lease_file is None)
+            if lease_file is not None:
+                lease_file.close()
+        return original_check(checked, read_only=read_only)
+
+    monkeypatch.setattr(backup_module, "_check_database", check_while_locked)
+    restore_sqlite(backup, path, now=NOW, keep_previous=False)
+
+    assert seen_during_copy == [True]
+    lease_file = LeaseFile.try_lock(lease_file_path(path, "settlement"))
+    assert lease_file is not None
+    lease_file.close()
