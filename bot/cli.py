@@ -404,6 +404,11 @@ def restore_database(args: argparse.Namespace) -> int:
     if report.previous_copy is not None:
         print(f"previous database kept at {report.previous_copy}")
     print(f"restored {target} from {report.backup.describe()}")
+    print(
+        "payouts are paused: payouts sent after the backup was taken are on chain but not in "
+        "the restored ledger. Compare the operator account's history with the payout history "
+        "(docs/operations.md, Restore), then resume with /payouts-resume."
+    )
     print("start the bot; it applies any newer migrations when migrate_on_start is true")
     return EXIT_OK
 

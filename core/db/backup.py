@@ -11,8 +11,9 @@ lease of the target database (a settlement is running): its lease file is locked
 has not expired and the lease file does not show that the holder has ended. It keeps the lease
 files locked until the copy is done. Unless `keep_previous` is False, it first saves a copy of
 the current database. It copies the backup into the target through the backup API, which
-writes under SQLite's own locks instead of replacing the file under open connections, and
-clears the leases the backup contained.
+writes under SQLite's own locks instead of replacing the file under open connections. Then it
+clears the leases the backup contained and pauses payouts, because payouts sent after the
+backup was taken are on chain but not in the restored ledger.
 
 NOTE: a bot that is running but between settlements holds no lease, so the lease check cannot
 see it. Stop the bot before a restore, as docs/operations.md says; a bot left running keeps
@@ -25,13 +26,14 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
 import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -47,6 +49,12 @@ from core.db.session import SQLITE_BUSY_TIMEOUT_MS
 from core.errors import Pay2SlayError
 
 log = structlog.get_logger(__name__)
+
+# The pause reason a restore records. Payouts stay paused until an admin resumes them.
+RESTORE_PAUSE_REASON = (
+    "restored from a backup: compare the operator account's history with the payout history "
+    "before resuming"
+)
 
 _READ_CHUNK_BYTES = 1024 * 1024
 
@@ -115,6 +123,13 @@ def backup_sqlite(source: Path, destination: Path, *, overwrite: bool = False) -
             raise BackupError(
                 f"{destination} already exists. Choose a new path, or pass --overwrite."
             )
+        for suffix in ("-wal", "-shm", "-journal"):
+            if destination.with_name(destination.name + suffix).exists():
+                raise BackupError(
+                    f"{destination} is a database that is open or was not closed cleanly (it "
+                    f"has a {suffix} file beside it), so it is not overwritten. Choose "
+                    "another path."
+                )
     destination.parent.mkdir(parents=True, exist_ok=True)
 
     partial = _partial_path(destination)
@@ -214,8 +229,14 @@ def _lease_files_locked(target: Path) -> Iterator[_LeaseFiles]:
         for path in sorted(paths):
             try:
                 lease_file = LeaseFile.try_lock(path)
+            except PermissionError as error:
+                # The bot, running as another user, may hold this lock.
+                raise BackupError(
+                    f"The lease file {path} cannot be opened: {error.strerror or error}. Run "
+                    "the command as the user the bot runs as."
+                ) from error
             except OSError:
-                # No process can lock an unusable file, so the lease rows alone decide.
+                # No process can lock a file of the wrong kind, so the lease rows alone decide.
                 continue
             if lease_file is None:
                 files.busy.append(path)
@@ -273,9 +294,11 @@ def restore_sqlite(
     """Replace the contents of the database file `target` with a checked backup.
 
     Refuses with `BackupError` when the backup fails its checks, comes from a newer Pay2Slay
-    (a migration revision this package does not have), or `target` holds an unexpired lease.
-    With `keep_previous`, the current `target` is first backed up next to it as
-    `<name>.before-restore-<UTC time>`.
+    (a migration revision this package does not have), a process may hold a lease of
+    `target` (`held_leases`), or a lease file cannot be opened for lack of permission. With
+    `keep_previous`, the current `target` is first backed up next to it as
+    `<name>.before-restore-<UTC time>`. The restored database has no leases, and its payouts
+    are paused with an audit entry (`RESTORE_PAUSE_REASON`).
     """
     report = verify_backup(backup)
     if report.revision is None:
@@ -313,6 +336,9 @@ def restore_sqlite(
                 # The backup's leases belonged to processes of its time. None of them holds a
                 # lease now, as the check above found, so they would only delay the next run.
                 _clear_leases(dst)
+                # Payouts sent after the backup was taken are on chain but not in the ledger,
+                # so settling before an operator has compared the two could pay them again.
+                _pause_payouts(dst, now)
             # The target may be in WAL mode, which a read-only connection cannot always open.
             restored = _check_database(target, read_only=False)
         except sqlite3.Error as error:
@@ -353,6 +379,24 @@ def _clear_leases(connection: sqlite3.Connection) -> None:
     if exists is not None:
         with connection:
             connection.execute("DELETE FROM leases")
+
+
+def _pause_payouts(connection: sqlite3.Connection, now: datetime) -> None:
+    at = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    detail = json.dumps({"changed": True, "reason": RESTORE_PAUSE_REASON}, sort_keys=True)
+    with connection:
+        connection.execute(
+            "INSERT INTO faucet_flags (key, value, updated_at, updated_by) "
+            "VALUES ('payouts_paused', 'true', ?, NULL) "
+            "ON CONFLICT (key) DO UPDATE SET value = 'true', updated_at = excluded.updated_at, "
+            "updated_by = NULL",
+            (at,),
+        )
+        connection.execute(
+            "INSERT INTO audit_log (created_at, actor_discord_id, action, detail) "
+            "VALUES (?, NULL, 'payouts_paused', ?)",
+            (at, detail),
+        )
 
 
 def _read_revision(connection: sqlite3.Connection) -> str | None:

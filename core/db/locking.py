@@ -188,17 +188,20 @@ class SettlementLock:
 
     async def release(self, name: str, holder: str) -> None:
         """Release the lease. A lease held by another holder is left alone."""
+        deleted = False
         try:
             async with self._db.write() as session:
                 await session.execute(
                     delete(Lease).where(Lease.name == name, Lease.holder == holder)
                 )
+            deleted = True
         finally:
             # The row goes first, so a new holder's row is never deleted by this release.
             if self._postgres:
                 await self._release_advisory(name, holder)
             else:
-                self._close_lease_file(name, holder)
+                # A row left behind stays named in the file, so the next process takes it.
+                self._close_lease_file(name, holder, clear=deleted)
         log.debug("lease_released", name=name, holder=holder)
 
     async def is_held(self, name: str, holder: str) -> bool:
@@ -354,13 +357,14 @@ class SettlementLock:
         async with self._db.read() as session:
             return await session.scalar(select(Lease.holder).where(Lease.name == name))
 
-    def _close_lease_file(self, name: str, holder: str) -> None:
+    def _close_lease_file(self, name: str, holder: str, *, clear: bool) -> None:
         held = self._lease_files.get(name)
         if held is None or held.holder != holder:
             return
         del self._lease_files[name]
         try:
-            held.lease_file.record([])
+            if clear:
+                held.lease_file.record([])
         except OSError as error:
             # The row is gone already, so an id left in the file names no lease.
             log.warning("lease_file_clear_failed", name=name, error=_describe(error))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from core.db import Database
 from core.db.lease_file import LeaseFile, lease_file_path
@@ -278,3 +281,28 @@ async def test_lease_file_write_error(
     lease_file = LeaseFile.try_lock(path)
     assert lease_file is not None
     lease_file.close()
+
+
+async def test_failed_release_leaves_lease_takeable(
+    sqlite_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release whose row delete fails leaves the row named in the file, for the next one."""
+    clock = FakeClock()
+    lock = SettlementLock(sqlite_database, clock=clock)
+    assert await lock.try_acquire(NAME, "holder-a", TTL)
+
+    @asynccontextmanager
+    async def failing_write() -> AsyncIterator[None]:
+        raise OperationalError("DELETE FROM leases", {}, Exception("disk I/O error"))
+        yield
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sqlite_database, "write", failing_write)
+        with pytest.raises(OperationalError):
+            await lock.release(NAME, "holder-a")
+
+    assert await lease_holder(sqlite_database) == "holder-a"
+    successor = SettlementLock(sqlite_database, clock=clock)
+    assert await successor.try_acquire(NAME, "holder-b", TTL)
+    assert await lease_holder(sqlite_database) == "holder-b"
+    await successor.release(NAME, "holder-b")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sqlite3
 import stat
@@ -16,11 +17,19 @@ from bot.cli import main
 from core.clock import utc_now
 from core.db import Database
 from core.db import backup as backup_module
-from core.db.backup import BackupError, backup_sqlite, held_leases, restore_sqlite, verify_backup
+from core.db.backup import (
+    RESTORE_PAUSE_REASON,
+    BackupError,
+    backup_sqlite,
+    held_leases,
+    restore_sqlite,
+    verify_backup,
+)
 from core.db.lease_file import LeaseFile, lease_file_path
 from core.db.locking import SettlementLock
 from core.db.migrate import head_revision
-from core.db.models import Lease, Payout, PayoutState, Player
+from core.db.models import AuditEntry, FaucetFlag, Lease, Payout, PayoutState, Player
+from core.services.faucet_flags import is_paused
 from tests.integration.db.helpers_lease import holder_process
 from tests.integration.ops.helpers_ops import NOW, add_ledger, ledger_counts
 
@@ -258,6 +267,8 @@ async def test_cli_backup_and_restore(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert f"restored {path}" in captured.out
+    assert "payouts are paused" in captured.out
+    assert "/payouts-resume" in captured.out
 
     db = Database.from_url(url)
     try:
@@ -293,3 +304,63 @@ async def test_restore_keeps_lease_file_locked(
     lease_file = LeaseFile.try_lock(lease_file_path(path, "settlement"))
     assert lease_file is not None
     lease_file.close()
+
+
+async def test_restore_pauses_payouts(live: tuple[Path, Database], tmp_path: Path) -> None:
+    """Payouts sent after the backup are not in it, so settling at once could pay them again."""
+    path, db = live
+    backup = tmp_path / "b.db"
+    await db.dispose()
+    backup_sqlite(path, backup)
+
+    restore_sqlite(backup, path, now=NOW, keep_previous=False)
+
+    restored = Database.from_url(f"sqlite:///{path}")
+    try:
+        async with restored.read() as session:
+            assert await is_paused(session)
+            flag = await session.get(FaucetFlag, "payouts_paused")
+            entries = list(await session.scalars(select(AuditEntry)))
+    finally:
+        await restored.dispose()
+    assert flag is not None
+    assert flag.updated_at == NOW
+    assert flag.updated_by is None
+    paused = [entry for entry in entries if entry.action == "payouts_paused"]
+    assert len(paused) == 1
+    assert paused[0].created_at == NOW
+    assert json.loads(paused[0].detail) == {"changed": True, "reason": RESTORE_PAUSE_REASON}
+
+
+async def test_restore_refused_without_lease_file_access(
+    live: tuple[Path, Database], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run as another user, the restore cannot see whether the bot holds the lease file."""
+    path, db = live
+    backup = tmp_path / "b.db"
+    await db.dispose()
+    backup_sqlite(path, backup)
+    before = path.read_bytes()
+
+    def denied(lease_path: Path) -> LeaseFile | None:
+        raise PermissionError(13, "Permission denied", str(lease_path))
+
+    monkeypatch.setattr(LeaseFile, "try_lock", staticmethod(denied))
+    with pytest.raises(BackupError, match="as the user the bot runs as"):
+        restore_sqlite(backup, path, now=NOW, keep_previous=False)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
+def test_backup_refuses_overwriting_open_database(
+    tmp_path: Path, sqlite_template: Path, suffix: str
+) -> None:
+    source = tmp_path / "live.db"
+    shutil.copyfile(sqlite_template, source)
+    destination = tmp_path / "other.db"
+    destination.write_bytes(b"another database")
+    destination.with_name(destination.name + suffix).write_bytes(b"")
+
+    with pytest.raises(BackupError, match=f"has a {suffix} file"):
+        backup_sqlite(source, destination, overwrite=True)
+    assert destination.read_bytes() == b"another database"
