@@ -407,7 +407,8 @@ def restore_database(args: argparse.Namespace) -> int:
     print(
         "payouts are paused: payouts sent after the backup was taken are on chain but not in "
         "the restored ledger. Compare the operator account's history with the payout history "
-        "(docs/operations.md, Restore), then resume with /payouts-resume."
+        "(docs/operations.md, Restore), then resume with /payouts-resume or "
+        "`pay2slay payouts resume`."
     )
     print("start the bot; it applies any newer migrations when migrate_on_start is true")
     return EXIT_OK

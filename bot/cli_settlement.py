@@ -1,4 +1,5 @@
-"""The CLI commands for payouts: `settle once`, `payouts retry ID`, `payouts release-dry-run`.
+"""The CLI commands for payouts: `settle once`, `payouts retry ID`, `payouts release-dry-run`,
+`payouts pause` and `payouts resume`.
 
 Each takes the same settlement lock and runs the same code as the scheduled settlement and the
 admin slash commands. Running one while the bot settles is therefore safe: it does not wait
@@ -32,10 +33,12 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG_ERROR = 2
+# Maximum length of a pause reason, as for /payouts-pause.
+MAX_PAUSE_REASON_LENGTH = 500
 
 
 def add_settlement_commands(commands: Subcommands) -> None:
-    """Add `settle once`, `payouts retry` and `payouts release-dry-run`."""
+    """Add `settle once`, `payouts retry`, `payouts release-dry-run`, `pause` and `resume`."""
     settle = commands.add_parser("settle", help="run a settlement outside the schedule")
     settle_commands = settle.add_subparsers(metavar="COMMAND", required=True)
     once = settle_commands.add_parser(
@@ -79,6 +82,29 @@ def add_settlement_commands(commands: Subcommands) -> None:
     )
     _add_config_dir(release)
     release.set_defaults(handler=release_dry_run_command)
+
+    pause = payout_commands.add_parser(
+        "pause",
+        help="pause payouts, as /payouts-pause does",
+        description=(
+            "Settlement runs skip until payouts are resumed; what players earn stays open. "
+            "The reason is shown in /faucet-health and the skipped runs, and audited."
+        ),
+    )
+    pause.add_argument("--reason", required=True, help="why payouts are paused")
+    _add_config_dir(pause)
+    pause.set_defaults(handler=pause_command)
+
+    resume = payout_commands.add_parser(
+        "resume",
+        help="resume paused payouts, as /payouts-resume does",
+        description=(
+            "The next settlement pays as usual. After a restore, compare the operator "
+            "account's history with the payout history first (docs/operations.md, Restore)."
+        ),
+    )
+    _add_config_dir(resume)
+    resume.set_defaults(handler=resume_command)
 
 
 async def open_settlement(
@@ -229,4 +255,55 @@ def release_dry_run_command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
     print(message)
+    return EXIT_OK
+
+
+def pause_command(args: argparse.Namespace) -> int:
+    """Run `pay2slay payouts pause --reason TEXT`."""
+    reason = " ".join(args.reason.split())
+    if not reason or len(reason) > MAX_PAUSE_REASON_LENGTH:
+        print(
+            f"payouts pause rejected: the reason must be 1 to {MAX_PAUSE_REASON_LENGTH} "
+            "characters.",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG_ERROR
+    return _set_paused_command(args, paused=True, reason=reason)
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    """Run `pay2slay payouts resume`."""
+    return _set_paused_command(args, paused=False, reason="")
+
+
+def _set_paused_command(args: argparse.Namespace, *, paused: bool, reason: str) -> int:
+    name = "pause" if paused else "resume"
+    settings = _load(args, for_run=False)
+    if settings is None:
+        return EXIT_CONFIG_ERROR
+    _configure_logging(settings)
+
+    from bot.runtime import prepare_database
+    from core.clock import utc_now
+    from core.services.faucet_flags import set_paused
+
+    async def run() -> bool:
+        db = Database.from_url(settings.integrations.database.url)
+        try:
+            await prepare_database(db, migrate=settings.integrations.database.migrate_on_start)
+            async with db.write() as session:
+                return await set_paused(
+                    session, paused=paused, at=utc_now(), actor_discord_id=None, reason=reason
+                )
+        finally:
+            await db.dispose()
+
+    try:
+        changed = asyncio.run(run())
+    except Pay2SlayError as error:
+        print(f"payouts {name} failed: {error.safe_message}", file=sys.stderr)
+        return EXIT_FAILED
+
+    state = "paused" if paused else "resumed"
+    print(f"payouts {state}" if changed else f"payouts were already {state}")
     return EXIT_OK

@@ -227,6 +227,7 @@ def _lease_files_locked(target: Path) -> Iterator[_LeaseFiles]:
     files = _LeaseFiles(locked={}, busy=[])
     try:
         for path in sorted(paths):
+            created = not path.exists()
             try:
                 lease_file = LeaseFile.try_lock(path)
             except PermissionError as error:
@@ -240,12 +241,26 @@ def _lease_files_locked(target: Path) -> Iterator[_LeaseFiles]:
                 continue
             if lease_file is None:
                 files.busy.append(path)
-            else:
-                files.locked[path] = lease_file
+                continue
+            files.locked[path] = lease_file
+            if created:
+                _give_to_database_owner(path, target)
         yield files
     finally:
         for lease_file in files.locked.values():
             lease_file.close()
+
+
+def _give_to_database_owner(path: Path, target: Path) -> None:
+    """Give a lease file this command created to the owner of the database file.
+
+    Run as root, the command would otherwise leave a file the bot's user cannot open, and the
+    bot's leases would then fall back to their expiry.
+    """
+    if os.geteuid() != 0 or not target.exists():
+        return
+    owner = target.stat()
+    os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def _held_leases(target: Path, now: datetime, files: _LeaseFiles) -> list[HeldLease]:
@@ -330,19 +345,34 @@ def restore_sqlite(
             previous = target.with_name(f"{target.name}.before-restore-{stamp}")
             backup_sqlite(target, previous)
 
+        # The backup is prepared in a copy first, so a failure before the last step leaves
+        # the target as it was.
+        staged = _partial_path(target)
         try:
-            with _connect(backup, read_only=True) as src, _connect(target, create=True) as dst:
+            _create_private_file(staged)
+            with _connect(backup, read_only=True) as src, _connect(staged) as dst:
                 src.backup(dst)
+                _require_tables(dst, backup, ("leases", "faucet_flags", "audit_log"))
                 # The backup's leases belonged to processes of its time. None of them holds a
                 # lease now, as the check above found, so they would only delay the next run.
                 _clear_leases(dst)
                 # Payouts sent after the backup was taken are on chain but not in the ledger,
                 # so settling before an operator has compared the two could pay them again.
                 _pause_payouts(dst, now)
+            if not target.exists():
+                _create_private_file(target)
+            with _connect(staged, read_only=True) as src, _connect(target) as dst:
+                src.backup(dst)
             # The target may be in WAL mode, which a read-only connection cannot always open.
             restored = _check_database(target, read_only=False)
         except sqlite3.Error as error:
             raise BackupError(f"The restore failed: {_sqlite_reason(error)}.") from error
+        except OSError as error:
+            raise BackupError(
+                f"The restore could not write next to {target}: {error.strerror or error}."
+            ) from error
+        finally:
+            staged.unlink(missing_ok=True)
 
     log.info(
         "database_restored",
@@ -372,13 +402,22 @@ def _connect(
         yield connection
 
 
+def _require_tables(connection: sqlite3.Connection, backup: Path, names: tuple[str, ...]) -> None:
+    found = {
+        str(row[0])
+        for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise BackupError(
+            f"{backup} is not a complete Pay2Slay database: it has no {', '.join(missing)} "
+            "table. Restore a backup made with `pay2slay db backup`."
+        )
+
+
 def _clear_leases(connection: sqlite3.Connection) -> None:
-    exists = connection.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'leases'"
-    ).fetchone()
-    if exists is not None:
-        with connection:
-            connection.execute("DELETE FROM leases")
+    with connection:
+        connection.execute("DELETE FROM leases")
 
 
 def _pause_payouts(connection: sqlite3.Connection, now: datetime) -> None:
@@ -391,6 +430,13 @@ def _pause_payouts(connection: sqlite3.Connection, now: datetime) -> None:
             "ON CONFLICT (key) DO UPDATE SET value = 'true', updated_at = excluded.updated_at, "
             "updated_by = NULL",
             (at,),
+        )
+        connection.execute(
+            "INSERT INTO faucet_flags (key, value, updated_at, updated_by) "
+            "VALUES ('payouts_paused_reason', ?, ?, NULL) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at, updated_by = NULL",
+            (RESTORE_PAUSE_REASON, at),
         )
         connection.execute(
             "INSERT INTO audit_log (created_at, actor_discord_id, action, detail) "

@@ -213,7 +213,7 @@ def render_health(
         ),
         CardField(
             catalog.text("health.field.payouts", locale),
-            catalog.text("health.paused" if health.paused else "health.running", locale),
+            _payouts_state(health, catalog, locale),
             inline=True,
         ),
         CardField(
@@ -349,3 +349,13 @@ def _flag_block(flag: AbuseFlagView, catalog: MessageCatalog, locale: str | None
             )
         )
     return "\n".join(f"> {line}" if index else line for index, line in enumerate(lines))
+
+
+def _payouts_state(health: FaucetHealth, catalog: MessageCatalog, locale: str | None) -> str:
+    if not health.paused:
+        return catalog.text("health.running", locale)
+    if health.paused_reason is None:
+        return catalog.text("health.paused", locale)
+    return catalog.text(
+        "health.paused_reason", locale, reason=user_text(health.paused_reason, NOTE_SHOWN)
+    )

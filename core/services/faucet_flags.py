@@ -14,6 +14,8 @@ from core.services.audit import record_audit
 log = structlog.get_logger(__name__)
 
 PAYOUTS_PAUSED = "payouts_paused"
+# The reason given with the last pause; removed when payouts resume.
+PAYOUTS_PAUSED_REASON = "payouts_paused_reason"
 _TRUE = "true"
 _FALSE = "false"
 
@@ -40,6 +42,14 @@ async def is_paused(session: AsyncSession) -> bool:
     return paused_from_flag(value)
 
 
+async def pause_reason(session: AsyncSession) -> str | None:
+    """Return the reason given with the current pause, or None when none was given."""
+    value = await session.scalar(
+        select(FaucetFlag.value).where(FaucetFlag.key == PAYOUTS_PAUSED_REASON)
+    )
+    return value or None
+
+
 async def set_paused(
     session: AsyncSession,
     *,
@@ -63,6 +73,7 @@ async def set_paused(
     flag.value = new_value
     flag.updated_at = at
     flag.updated_by = actor_discord_id
+    await _store_reason(session, reason if paused else None, at, actor_discord_id)
 
     record_audit(
         session,
@@ -77,3 +88,19 @@ async def set_paused(
         changed=changed,
     )
     return changed
+
+
+async def _store_reason(
+    session: AsyncSession, reason: str | None, at: datetime, actor_discord_id: int | None
+) -> None:
+    flag = await session.get(FaucetFlag, PAYOUTS_PAUSED_REASON, with_for_update=True)
+    if not reason:
+        if flag is not None:
+            await session.delete(flag)
+        return
+    if flag is None:
+        flag = FaucetFlag(key=PAYOUTS_PAUSED_REASON, value=reason, updated_at=at)
+        session.add(flag)
+    flag.value = reason
+    flag.updated_at = at
+    flag.updated_by = actor_discord_id

@@ -15,7 +15,7 @@ from core.clock import Clock
 from core.config.integrations import IntegrationsSettings
 from core.db.models import SettlementRun
 from core.db.session import Database
-from core.services.faucet_flags import is_paused
+from core.services.faucet_flags import is_paused, pause_reason
 from core.services.liability import load_liability
 from core.services.payouts import in_flight_raw
 
@@ -64,6 +64,8 @@ class FaucetHealth:
     held_liability_raw: int
     dry_run: bool
     paused: bool
+    # The reason given with the pause, when payouts are paused and one was given.
+    paused_reason: str | None = None
 
     @property
     def available_raw(self) -> int | None:
@@ -132,6 +134,7 @@ class HealthService:
             liability = await load_liability(session)
             in_flight = await in_flight_raw(session)
             paused = await is_paused(session)
+            reason = await pause_reason(session) if paused else None
             run = await session.scalar(
                 select(SettlementRun)
                 .order_by(SettlementRun.started_at.desc(), SettlementRun.id.desc())
@@ -151,6 +154,7 @@ class HealthService:
             held_liability_raw=liability.held_raw,
             dry_run=self._dry_run,
             paused=paused,
+            paused_reason=reason,
         )
 
     async def _probe(

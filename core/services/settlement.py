@@ -46,7 +46,7 @@ from core.services.caps import (
     load_cap_usage,
     plan_claim,
 )
-from core.services.faucet_flags import is_paused
+from core.services.faucet_flags import is_paused, pause_reason
 from core.services.liability import load_liability
 from core.services.payout_processor import PayoutAction, PayoutProcessor, StepHook
 from core.services.payouts import (
@@ -341,9 +341,14 @@ class SettlementService:
 
         async with self._db.read() as session:
             paused = await is_paused(session)
+            reason = await pause_reason(session) if paused else None
         if paused:
             report.outcome = RunOutcome.SKIPPED_PAUSED
-            report.skip_reason = "Payouts are paused by an admin."
+            report.skip_reason = (
+                "Payouts are paused by an admin."
+                if reason is None
+                else f"Payouts are paused: {reason}."
+            )
             log.info("settlement_skipped_paused", run_id=report.run_id)
             await self._finish_run_row(report)
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import sqlite3
 import stat
@@ -364,3 +365,52 @@ def test_backup_refuses_overwriting_open_database(
     with pytest.raises(BackupError, match=f"has a {suffix} file"):
         backup_sqlite(source, destination, overwrite=True)
     assert destination.read_bytes() == b"another database"
+
+
+async def test_restore_of_incomplete_database_changes_nothing(
+    live: tuple[Path, Database], tmp_path: Path
+) -> None:
+    """A file with a known revision but without Pay2Slay's tables is refused before the copy."""
+    path, db = live
+    await db.dispose()
+    before = path.read_bytes()
+    crafted = tmp_path / "crafted.db"
+    with sqlite3.connect(crafted) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        connection.execute("INSERT INTO alembic_version VALUES (?)", (head_revision(),))
+    connection.close()
+
+    with pytest.raises(BackupError, match="no leases, faucet_flags, audit_log table"):
+        restore_sqlite(crafted, path, now=NOW, keep_previous=False)
+    assert path.read_bytes() == before
+    assert [entry.name for entry in path.parent.iterdir() if ".partial-" in entry.name] == []
+
+
+async def test_restore_to_new_path_is_private(live: tuple[Path, Database], tmp_path: Path) -> None:
+    path, db = live
+    await db.dispose()
+    backup = tmp_path / "b.db"
+    backup_sqlite(path, backup)
+    target = tmp_path / "new" / "pay2slay.db"
+
+    restore_sqlite(backup, target, now=NOW, keep_previous=False)
+
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+async def test_restore_as_root_gives_lease_file_to_owner(
+    live: tuple[Path, Database], tmp_path: Path
+) -> None:
+    path, db = live
+    await db.dispose()
+    backup = tmp_path / "b.db"
+    backup_sqlite(path, backup)
+    os.chown(path, 1000, 1000)
+    lease_path = lease_file_path(path, "settlement")
+    assert not lease_path.exists()
+
+    restore_sqlite(backup, path, now=NOW, keep_previous=False)
+
+    owner = lease_path.stat()
+    assert (owner.st_uid, owner.st_gid) == (1000, 1000)

@@ -191,6 +191,7 @@ async def test_latest_run_and_pause(
             )
         )
         session.add(FaucetFlag(key="payouts_paused", value="true", updated_at=NOW))
+        session.add(FaucetFlag(key="payouts_paused_reason", value="node upgrade", updated_at=NOW))
 
     health = await make_service(database, settings, clock).health(NEXT_RUN)
 
@@ -206,6 +207,7 @@ async def test_latest_run_and_pause(
         paid_raw=0,
     )
     assert health.paused is True
+    assert health.paused_reason == "node upgrade"
     assert not health.healthy
 
 

@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 
 import pytest
 import structlog
+from sqlalchemy import select
 
 from bot.cli import main
+from core.db.models import AuditEntry, FaucetFlag
 from core.db.session import Database
 from core.sandbox.banano_node import SandboxBananoNode
 from tests.integration.settlement.helpers_world import (
@@ -162,3 +164,41 @@ def test_live_commands(
     assert "Block: " in retried_output
     assert missing == 1
     assert sent == [2 * RAW_PER_KILL, 3 * RAW_PER_KILL]
+
+
+def test_pause_and_resume_commands(
+    seeded_database: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paused = cli("payouts", "pause", "--reason", "checking the ledger after a restore")
+    paused_again = cli("payouts", "pause", "--reason", "still checking")
+    skipped = cli("settle", "once")
+    skipped_output = capsys.readouterr().out
+    resumed = cli("payouts", "resume")
+    settled = cli("settle", "once")
+    output = capsys.readouterr().out
+    empty = cli("payouts", "pause", "--reason", "   ")
+
+    assert paused == 0
+    assert paused_again == 0
+    assert "payouts paused" in skipped_output
+    assert "payouts were already paused" in skipped_output
+    assert skipped == 0
+    assert "Payouts are paused: still checking." in skipped_output
+    assert resumed == 0
+    assert "payouts resumed" in output
+    assert settled == 0
+    assert "payouts: 2, amount: 10.5 BAN" in output
+    assert empty == 2
+    assert "reason must be 1 to 500 characters" in capsys.readouterr().err
+
+    async def audit_actions_and_flags() -> tuple[list[str], list[str]]:
+        async with seeded_database.db.read() as session:
+            actions = await session.scalars(select(AuditEntry.action).order_by(AuditEntry.id))
+            flags = await session.scalars(select(FaucetFlag.key).order_by(FaucetFlag.key))
+            return list(actions), list(flags)
+
+    actions, flags = asyncio.run(audit_actions_and_flags())
+    # The reason goes with the resume; the switch itself stays, set to false.
+    assert flags == ["payouts_paused"]
+    assert actions.count("payouts_paused") == 2
+    assert actions.count("payouts_resumed") == 1

@@ -121,7 +121,7 @@ async def test_paused_run_pays_nothing(world: World, node: SandboxBananoNode) ->
     assert actions.count("payouts_resumed") == 1
     assert "settlement_requested" in actions
     assert runs[0].outcome == "skipped"
-    assert runs[0].skip_reason == "Payouts are paused by an admin."
+    assert runs[0].skip_reason == "Payouts are paused: test."
 
 
 async def test_floor_skips_run_with_admin_reason(world: World, node: SandboxBananoNode) -> None:

@@ -221,6 +221,23 @@ def test_unhealthy_faucet(catalog: MessageCatalog, product: ProductSettings, loc
     assert "@here" not in text
 
 
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_paused_with_reason(catalog: MessageCatalog, product: ProductSettings, locale: str) -> None:
+    card = render_health(
+        health(paused=True, paused_reason="restored from a backup @everyone"),
+        catalog,
+        locale,
+        product,
+        EXPLORER,
+        False,
+    )
+
+    text = card_text(card)
+    assert "restored from a backup" in text
+    assert catalog.text("health.paused", locale) not in text
+    assert "@everyone" not in text
+
+
 def test_balance_below_floor(catalog: MessageCatalog, product: ProductSettings) -> None:
     card = render_health(
         health(operator_balance_raw=60 * RAW_PER_BAN), catalog, "en", product, EXPLORER, False
