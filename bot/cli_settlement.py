@@ -285,12 +285,25 @@ def _set_paused_command(args: argparse.Namespace, *, paused: bool, reason: str) 
 
     from bot.runtime import prepare_database
     from core.clock import utc_now
+    from core.db.session import normalize_url, sqlite_file_path
     from core.services.faucet_flags import set_paused
 
+    url = settings.integrations.database.url
+    path = sqlite_file_path(normalize_url(url))
+    if path is not None and not path.is_file():
+        # Pausing a new, empty database would report success and stop nothing.
+        print(
+            f"payouts {name} failed: the database file {path} was not found. Check "
+            "P2S_INTEGRATIONS__DATABASE__URL or database.url in integrations.yaml.",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG_ERROR
+
     async def run() -> bool:
-        db = Database.from_url(settings.integrations.database.url)
+        db = Database.from_url(url)
         try:
-            await prepare_database(db, migrate=settings.integrations.database.migrate_on_start)
+            # The bot migrates at its start; this command only changes a flag.
+            await prepare_database(db, migrate=False)
             async with db.write() as session:
                 return await set_paused(
                     session, paused=paused, at=utc_now(), actor_discord_id=None, reason=reason

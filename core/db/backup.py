@@ -234,7 +234,8 @@ def _lease_files_locked(target: Path) -> Iterator[_LeaseFiles]:
                 # The bot, running as another user, may hold this lock.
                 raise BackupError(
                     f"The lease file {path} cannot be opened: {error.strerror or error}. Run "
-                    "the command as the user the bot runs as."
+                    "the command as the user the bot runs as, with write access to the "
+                    "database's directory."
                 ) from error
             except OSError:
                 # No process can lock a file of the wrong kind, so the lease rows alone decide.
@@ -339,15 +340,12 @@ def restore_sqlite(
                 "minutes."
             )
 
-        previous: Path | None = None
-        if keep_previous and target.is_file():
-            stamp = now.strftime("%Y%m%dT%H%M%SZ")
-            previous = target.with_name(f"{target.name}.before-restore-{stamp}")
-            backup_sqlite(target, previous)
-
         # The backup is prepared in a copy first, so a failure before the last step leaves
         # the target as it was.
+        # NOTE: a restore killed before its end leaves this hidden copy behind. The next
+        # restore does not need it; delete `.<name>.partial-*` files by hand.
         staged = _partial_path(target)
+        previous: Path | None = None
         try:
             _create_private_file(staged)
             with _connect(backup, read_only=True) as src, _connect(staged) as dst:
@@ -359,10 +357,20 @@ def restore_sqlite(
                 # Payouts sent after the backup was taken are on chain but not in the ledger,
                 # so settling before an operator has compared the two could pay them again.
                 _pause_payouts(dst, now)
-            if not target.exists():
-                _create_private_file(target)
-            with _connect(staged, read_only=True) as src, _connect(target) as dst:
-                src.backup(dst)
+
+            if keep_previous and target.is_file():
+                stamp = now.strftime("%Y%m%dT%H%M%SZ")
+                previous = target.with_name(f"{target.name}.before-restore-{stamp}")
+                backup_sqlite(target, previous)
+            if target.exists():
+                with _connect(staged, read_only=True) as src, _connect(target) as dst:
+                    src.backup(dst)
+            else:
+                # A rename puts the whole file in place at once, so a restore killed midway
+                # never leaves a partial database at a new path.
+                _fsync(staged)
+                os.replace(staged, target)
+                _fsync_directory(target.parent)
             # The target may be in WAL mode, which a read-only connection cannot always open.
             restored = _check_database(target, read_only=False)
         except sqlite3.Error as error:

@@ -274,7 +274,8 @@ def _last_run(health: FaucetHealth, catalog: MessageCatalog, locale: str | None)
         text += "\n" + catalog.text("health.last_run_stopped", locale)
     if run.skip_reason:
         # NOTE: settlement stores this reason as English text, so it is not translated.
-        text += "\n" + localized(catalog, "health.last_run_reason", locale, reason=run.skip_reason)
+        reason = user_text(run.skip_reason, NOTE_SHOWN)
+        text += "\n" + localized(catalog, "health.last_run_reason", locale, reason=reason)
     return text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 
 import structlog
@@ -94,6 +95,12 @@ async def _store_reason(
     session: AsyncSession, reason: str | None, at: datetime, actor_discord_id: int | None
 ) -> None:
     flag = await session.get(FaucetFlag, PAYOUTS_PAUSED_REASON, with_for_update=True)
+    # Control and format characters (line breaks, right-to-left overrides) would change how
+    # terminals and logs show the text around the reason.
+    reason = "".join(
+        " " if unicodedata.category(character) in ("Cc", "Cf") else character
+        for character in reason or ""
+    ).strip()
     if not reason:
         if flag is not None:
             await session.delete(flag)

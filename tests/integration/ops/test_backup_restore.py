@@ -381,9 +381,12 @@ async def test_restore_of_incomplete_database_changes_nothing(
     connection.close()
 
     with pytest.raises(BackupError, match="no leases, faucet_flags, audit_log table"):
-        restore_sqlite(crafted, path, now=NOW, keep_previous=False)
+        restore_sqlite(crafted, path, now=NOW)
     assert path.read_bytes() == before
-    assert [entry.name for entry in path.parent.iterdir() if ".partial-" in entry.name] == []
+    left = [entry.name for entry in path.parent.iterdir() if "partial" in entry.name]
+    assert left == []
+    kept = [entry.name for entry in path.parent.iterdir() if "before-restore" in entry.name]
+    assert kept == []
 
 
 async def test_restore_to_new_path_is_private(live: tuple[Path, Database], tmp_path: Path) -> None:

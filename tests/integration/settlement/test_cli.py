@@ -202,3 +202,32 @@ def test_pause_and_resume_commands(
     assert flags == ["payouts_paused"]
     assert actions.count("payouts_paused") == 2
     assert actions.count("payouts_resumed") == 1
+
+
+def test_pause_needs_existing_database(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    restore_logging: None,
+) -> None:
+    """Pausing a database created on the spot would report success and stop nothing."""
+    missing = tmp_path / "typo" / "pay2slay.db"
+    monkeypatch.setenv("P2S_INTEGRATIONS__DATABASE__URL", f"sqlite+aiosqlite:///{missing}")
+
+    code = cli("payouts", "pause", "--reason", "maintenance")
+
+    assert code == 2
+    assert f"the database file {missing} was not found" in capsys.readouterr().err
+    assert not missing.parent.exists()
+
+
+def test_pause_reason_without_control_characters(
+    seeded_database: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("payouts", "pause", "--reason", "node\u202e upgrade\u0007 tonight") == 0
+    assert cli("settle", "once") == 0
+
+    output = capsys.readouterr().out
+    assert "Payouts are paused: node  upgrade  tonight." in output
+    assert "\u202e" not in output
+    assert "\u0007" not in output
