@@ -24,7 +24,6 @@ PostgreSQL databases are backed up with `pg_dump` instead; docs/operations.md sh
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -33,18 +32,25 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import structlog
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import create_engine, delete, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from core.db.lease_file import LeaseFile, lease_file_path
+from core.db.lease_file import LeaseFile, existing_lease_files, lease_file_path
 from core.db.locking import SETTLEMENT_LOCK_NAME
 from core.db.migrate import alembic_config
-from core.db.models import Lease
+from core.db.models import (
+    PAYOUTS_PAUSED,
+    PAYOUTS_PAUSED_REASON,
+    AuditEntry,
+    FaucetFlag,
+    Lease,
+)
 from core.db.session import SQLITE_BUSY_TIMEOUT_MS
 from core.errors import Pay2SlayError
 
@@ -94,8 +100,8 @@ class RestoreReport:
 class HeldLease:
     """A lease that was still held when a restore was asked for.
 
-    `holder` and `expires_at` are None for a lease whose file a running process has locked,
-    which it may be taking right now.
+    `holder` and `expires_at` are None when a running process has locked a lease file that no
+    unexpired row names (it may be taking the lease right now). `name` is then the file's name.
     """
 
     name: str
@@ -221,9 +227,7 @@ def _lease_files_locked(target: Path) -> Iterator[_LeaseFiles]:
 
     While the block runs, no process that uses these files can take their leases.
     """
-    settlement_path = lease_file_path(target, SETTLEMENT_LOCK_NAME)
-    prefix = settlement_path.name.removesuffix(SETTLEMENT_LOCK_NAME)
-    paths = {settlement_path, *settlement_path.parent.glob(f"{glob.escape(prefix)}*")}
+    paths = {lease_file_path(target, SETTLEMENT_LOCK_NAME), *existing_lease_files(target)}
     files = _LeaseFiles(locked={}, busy=[])
     try:
         for path in sorted(paths):
@@ -265,14 +269,14 @@ def _give_to_database_owner(path: Path, target: Path) -> None:
 
 
 def _held_leases(target: Path, now: datetime, files: _LeaseFiles) -> list[HeldLease]:
-    prefix = lease_file_path(target, SETTLEMENT_LOCK_NAME).name.removesuffix(SETTLEMENT_LOCK_NAME)
     rows = _unexpired_leases(target, now)
     rows_by_path = {lease_file_path(target, row.name): row for row in rows}
     held: list[HeldLease] = []
     for path in files.busy:
         row = rows_by_path.get(path)
         if row is None:
-            held.append(HeldLease(path.name.removeprefix(prefix), None, None))
+            # No unexpired row names this lease, so the message names its file.
+            held.append(HeldLease(path.name, None, None))
         else:
             held.append(HeldLease(row.name, row.holder, row.expires_at))
     for path, row in rows_by_path.items():
@@ -296,10 +300,9 @@ def _unexpired_leases(target: Path, now: datetime) -> list[Lease]:
         # A database never migrated has no leases table, and so no lease to hold.
         if not inspect(engine).has_table(Lease.__tablename__):
             return []
-        with Session(engine, expire_on_commit=False) as session:
-            rows = session.scalars(select(Lease).where(Lease.expires_at > now)).all()
-            session.expunge_all()
-            return list(rows)
+        with Session(engine) as session:
+            # Closing the session detaches the rows, which keep their loaded columns.
+            return list(session.scalars(select(Lease).where(Lease.expires_at > now)))
     finally:
         engine.dispose()
 
@@ -350,13 +353,7 @@ def restore_sqlite(
             _create_private_file(staged)
             with _connect(backup, read_only=True) as src, _connect(staged) as dst:
                 src.backup(dst)
-                _require_tables(dst, backup, ("leases", "faucet_flags", "audit_log"))
-                # The backup's leases belonged to processes of its time. None of them holds a
-                # lease now, as the check above found, so they would only delay the next run.
-                _clear_leases(dst)
-                # Payouts sent after the backup was taken are on chain but not in the ledger,
-                # so settling before an operator has compared the two could pay them again.
-                _pause_payouts(dst, now)
+            _prepare_restored(staged, backup, now)
 
             if keep_previous and target.is_file():
                 stamp = now.strftime("%Y%m%dT%H%M%SZ")
@@ -375,6 +372,9 @@ def restore_sqlite(
             restored = _check_database(target, read_only=False)
         except sqlite3.Error as error:
             raise BackupError(f"The restore failed: {_sqlite_reason(error)}.") from error
+        except SQLAlchemyError as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise BackupError(f"The restore failed: {reason}.") from error
         except OSError as error:
             raise BackupError(
                 f"The restore could not write next to {target}: {error.strerror or error}."
@@ -410,47 +410,42 @@ def _connect(
         yield connection
 
 
-def _require_tables(connection: sqlite3.Connection, backup: Path, names: tuple[str, ...]) -> None:
-    found = {
-        str(row[0])
-        for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    }
-    missing = [name for name in names if name not in found]
-    if missing:
-        raise BackupError(
-            f"{backup} is not a complete Pay2Slay database: it has no {', '.join(missing)} "
-            "table. Restore a backup made with `pay2slay db backup`."
-        )
+def _prepare_restored(path: Path, backup: Path, now: datetime) -> None:
+    """Clear the leases of the restored copy at `path` and pause its payouts, with an audit entry.
 
-
-def _clear_leases(connection: sqlite3.Connection) -> None:
-    with connection:
-        connection.execute("DELETE FROM leases")
-
-
-def _pause_payouts(connection: sqlite3.Connection, now: datetime) -> None:
-    at = now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    detail = json.dumps({"changed": True, "reason": RESTORE_PAUSE_REASON}, sort_keys=True)
-    with connection:
-        connection.execute(
-            "INSERT INTO faucet_flags (key, value, updated_at, updated_by) "
-            "VALUES ('payouts_paused', 'true', ?, NULL) "
-            "ON CONFLICT (key) DO UPDATE SET value = 'true', updated_at = excluded.updated_at, "
-            "updated_by = NULL",
-            (at,),
-        )
-        connection.execute(
-            "INSERT INTO faucet_flags (key, value, updated_at, updated_by) "
-            "VALUES ('payouts_paused_reason', ?, ?, NULL) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
-            "updated_at = excluded.updated_at, updated_by = NULL",
-            (RESTORE_PAUSE_REASON, at),
-        )
-        connection.execute(
-            "INSERT INTO audit_log (created_at, actor_discord_id, action, detail) "
-            "VALUES (?, NULL, 'payouts_paused', ?)",
-            (at, detail),
-        )
+    The backup's leases belonged to processes of its time, and none of them holds a lease now,
+    as the restore checked. Payouts sent after the backup was taken are on chain but not in
+    the restored ledger, so settling before an operator has compared the two could pay them
+    again.
+    """
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        tables = set(inspect(engine).get_table_names())
+        required = (Lease.__tablename__, FaucetFlag.__tablename__, AuditEntry.__tablename__)
+        missing = [name for name in required if name not in tables]
+        if missing:
+            raise BackupError(
+                f"{backup} is not a complete Pay2Slay database: it has no {', '.join(missing)} "
+                "table. Restore a backup made with `pay2slay db backup`."
+            )
+        with Session(engine) as session, session.begin():
+            session.execute(delete(Lease))
+            for key, value in (
+                (PAYOUTS_PAUSED, "true"),
+                (PAYOUTS_PAUSED_REASON, RESTORE_PAUSE_REASON),
+            ):
+                session.merge(FaucetFlag(key=key, value=value, updated_at=now, updated_by=None))
+            detail = {"changed": True, "reason": RESTORE_PAUSE_REASON}
+            session.add(
+                AuditEntry(
+                    created_at=now,
+                    actor_discord_id=None,
+                    action="payouts_paused",
+                    detail=json.dumps(detail, sort_keys=True),
+                )
+            )
+    finally:
+        engine.dispose()
 
 
 def _read_revision(connection: sqlite3.Connection) -> str | None:

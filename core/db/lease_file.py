@@ -4,9 +4,9 @@ On SQLite the `leases` row is the settlement lock, and a row whose holder was ki
 block every other process until it expires. So a process takes a lease only while it holds an
 exclusive `flock` on a file next to the database, and keeps that lock as long as the lease.
 It writes its holder id into the file before it takes the row. The kernel drops the
-lock when the process ends, however it ends. A process that gets the file lock therefore knows
-that no id in the file belongs to a live holder: a row held by one of them can be taken at
-once instead of waiting for its expiry.
+lock when the process ends, however it ends. So when a process gets the file lock, no id in
+the file belongs to a live holder, and a row in the name of one of them can be taken at once
+instead of waiting for its expiry.
 
 `flock` must work across processes on the file's filesystem, as SQLite's own locking must. The
 file is opened without following a symbolic link and must be a regular file. Where it cannot
@@ -16,6 +16,7 @@ be used, the lease falls back to its expiry.
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import os
 import re
@@ -39,8 +40,19 @@ def lease_file_path(database_path: Path, lease_name: str) -> Path:
         suffix = lease_name
     else:
         suffix = hashlib.sha256(lease_name.encode()).hexdigest()[:16]
+    prefix = _lease_file_prefix(database_path)
+    return prefix.with_name(prefix.name + suffix)
+
+
+def existing_lease_files(database_path: Path) -> list[Path]:
+    """Return the lease files that exist for the SQLite file `database_path`."""
+    prefix = _lease_file_prefix(database_path)
+    return sorted(prefix.parent.glob(f"{glob.escape(prefix.name)}*"))
+
+
+def _lease_file_prefix(database_path: Path) -> Path:
     resolved = Path(os.path.realpath(database_path))
-    return resolved.with_name(f"{resolved.name}-lease-{suffix}")
+    return resolved.with_name(f"{resolved.name}-lease-")
 
 
 class LeaseFile:

@@ -367,6 +367,11 @@ class OAuthState(Base):
     outcome: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
+# Keys of `faucet_flags` rows: the pause switch ("true" or "false") and the reason of the pause.
+PAYOUTS_PAUSED = "payouts_paused"
+PAYOUTS_PAUSED_REASON = "payouts_paused_reason"
+
+
 class FaucetFlag(Base):
     """Faucet-wide switches such as `payouts_paused`, changed by admins at run time."""
 

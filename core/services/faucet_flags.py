@@ -9,14 +9,11 @@ import structlog
 from sqlalchemy import ScalarSelect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.db.models import FaucetFlag
+from core.db.models import PAYOUTS_PAUSED, PAYOUTS_PAUSED_REASON, FaucetFlag
 from core.services.audit import record_audit
 
 log = structlog.get_logger(__name__)
 
-PAYOUTS_PAUSED = "payouts_paused"
-# The reason given with the last pause; removed when payouts resume.
-PAYOUTS_PAUSED_REASON = "payouts_paused_reason"
 _TRUE = "true"
 _FALSE = "false"
 

@@ -46,8 +46,8 @@ async def test_killed_holder_lease_taken_at_once(sqlite_database: Database) -> N
     with structlog.testing.capture_logs() as logs:
         assert await lock.try_acquire(NAME, "holder-b", TTL)
     assert await lease_holder(sqlite_database) == "holder-b"
-    taken = [entry for entry in logs if entry["event"] == "lease_taken_from_ended_holder"]
-    assert [entry["ended"] for entry in taken] == ["holder-killed"]
+    takeovers = [entry for entry in logs if entry["event"] == "lease_taken_from_ended_holder"]
+    assert [entry["ended"] for entry in takeovers] == ["holder-killed"]
     await lock.release(NAME, "holder-b")
 
 

@@ -44,6 +44,11 @@ async def count_rows(db: Database) -> int:
         return int((await session.execute(text("SELECT count(*) FROM t"))).scalar_one())
 
 
+async def insert(db: Database, value: int) -> None:
+    async with db.write() as session:
+        await session.execute(text("INSERT INTO t VALUES (:x)"), {"x": value})
+
+
 async def make_table(db: Database) -> None:
     async with db.write() as session:
         await session.execute(text("CREATE TABLE t (x INTEGER)"))
@@ -57,11 +62,7 @@ async def test_other_process_writer_waits_on_busy_timeout(tmp_path: Path) -> Non
         await make_table(db)
         child = hold_write_lock_in_other_process(path, HOLD_SECONDS)
 
-        async def insert(value: int) -> None:
-            async with db.write() as session:
-                await session.execute(text("INSERT INTO t VALUES (:x)"), {"x": value})
-
-        await asyncio.wait_for(asyncio.gather(*(insert(i) for i in range(5))), 20)
+        await asyncio.wait_for(asyncio.gather(*(insert(db, i) for i in range(5))), 20)
         child.wait(10)
         # Without the busy timeout each writer would have failed with "database is locked".
         assert await count_rows(db) == 5
@@ -83,14 +84,10 @@ async def test_cancelled_waiter_frees_the_queue(tmp_path: Path) -> None:
                 inside.set()
                 await release.wait()
 
-        async def waiter(value: int) -> None:
-            async with db.write() as session:
-                await session.execute(text("INSERT INTO t VALUES (:x)"), {"x": value})
-
         first = asyncio.create_task(holder())
         await inside.wait()
-        cancelled = asyncio.create_task(waiter(2))
-        later = asyncio.create_task(waiter(3))
+        cancelled = asyncio.create_task(insert(db, 2))
+        later = asyncio.create_task(insert(db, 3))
         await asyncio.sleep(0.05)
         cancelled.cancel()
         release.set()
@@ -118,15 +115,11 @@ async def test_cancel_during_busy_wait_leaves_no_lock_behind(
         await make_table(db)
         child = hold_write_lock_in_other_process(path, HOLD_SECONDS)
 
-        async def insert(value: int) -> None:
-            async with db.write() as session:
-                await session.execute(text("INSERT INTO t VALUES (:x)"), {"x": value})
-
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(insert(1), HOLD_SECONDS / 2)
+            await asyncio.wait_for(insert(db, 1), HOLD_SECONDS / 2)
         child.wait(10)
         await asyncio.sleep(0.2)
-        await asyncio.wait_for(insert(2), 10)
+        await asyncio.wait_for(insert(db, 2), 10)
         assert await count_rows(db) == 1
         # Another process can write too.
         other = hold_write_lock_in_other_process(path, 0)
@@ -168,8 +161,7 @@ async def test_cancel_during_statement_leaves_no_lock_behind(
         with pytest.raises(asyncio.CancelledError):
             await task
 
-        async with db.write() as session:
-            await session.execute(text("INSERT INTO t VALUES (2)"))
+        await insert(db, 2)
         rows = await read_values(db)
         assert rows == [2], "the cancelled transaction must roll back"
         other = hold_write_lock_in_other_process(path, 0)
@@ -197,12 +189,12 @@ def test_two_threads_with_their_own_loops(tmp_path: Path) -> None:
     sys.setswitchinterval(1e-6)
 
     async def writers(base: int) -> None:
-        async def insert(value: int) -> None:
+        async def insert_and_yield(value: int) -> None:
             async with db.write() as session:
                 await session.execute(text("INSERT INTO t VALUES (:x)"), {"x": value})
                 await asyncio.sleep(0)
 
-        await asyncio.wait_for(asyncio.gather(*(insert(base + i) for i in range(40))), 60)
+        await asyncio.wait_for(asyncio.gather(*(insert_and_yield(base + i) for i in range(40))), 60)
 
     def run(base: int) -> None:
         try:

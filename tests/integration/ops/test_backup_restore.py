@@ -385,8 +385,8 @@ async def test_restore_of_incomplete_database_changes_nothing(
     assert path.read_bytes() == before
     left = [entry.name for entry in path.parent.iterdir() if "partial" in entry.name]
     assert left == []
-    kept = [entry.name for entry in path.parent.iterdir() if "before-restore" in entry.name]
-    assert kept == []
+    previous_copies = [e.name for e in path.parent.iterdir() if "before-restore" in e.name]
+    assert previous_copies == []
 
 
 async def test_restore_to_new_path_is_private(live: tuple[Path, Database], tmp_path: Path) -> None:
